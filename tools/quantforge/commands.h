@@ -1,0 +1,26 @@
+// The subcommands of the quantforge CLI. Each lives in its own file and registers itself on the
+// CLI11 app; it returns the action to run when the subcommand was chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+
+#include "quantforge/thread_pool.h"
+
+namespace qf::cli {
+
+// Shared by all subcommands: created once in main after parsing.
+struct Context {
+  size_t num_threads = 0;  // 0 = all hardware threads
+  std::unique_ptr<ThreadPool> pool;
+  bool is_terminal = false;  // stderr is a TTY: progress bars are drawn
+};
+
+using Action = std::function<int(Context&)>;
+
+// Each Register* adds one subcommand to `app` and returns what to run when it was chosen.
+Action RegisterDemo(CLI::App& app);
+
+}  // namespace qf::cli

@@ -1,0 +1,52 @@
+// quantforge command-line entry point: parses flags, builds the shared Context (thread pool) and
+// runs the chosen subcommand. Every qf::Error ends here as "quantforge: error: ..." and exit 1.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "quantforge/error.h"
+#include "quantforge/version.h"
+#include "tools/quantforge/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "quantforge " QF_VERSION_STRING
+      ": turn LLM checkpoints into NVFP4 / FP8 / MX / BF16 checkpoints that vLLM, TensorRT-LLM "
+      "and SGLang load."};
+  app.set_version_flag("--version", "quantforge " QF_VERSION_STRING);
+  app.require_subcommand(1);
+  qf::cli::Context context;
+  app.add_option("--threads", context.num_threads, "Worker threads (0 = all cores)")
+      ->default_val(0);
+
+  std::vector<std::pair<size_t, qf::cli::Action>> actions;
+  const auto add = [&](qf::cli::Action action) {
+    actions.emplace_back(app.get_subcommands({}).size() - 1, std::move(action));
+  };
+  add(qf::cli::RegisterDemo(app));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    context.is_terminal = isatty(fileno(stderr)) != 0;
+    context.pool = std::make_unique<qf::ThreadPool>(context.num_threads);
+    const std::vector<CLI::App*> subs = app.get_subcommands({});
+    for (auto& [idx, action] : actions) {
+      if (subs[idx]->parsed()) return action(context);
+    }
+    std::fprintf(stderr, "quantforge: error: no subcommand given (see --help)\n");
+    return 2;
+  } catch (const qf::Error& e) {
+    std::fprintf(stderr, "quantforge: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "quantforge: error: %s\n", e.what());
+    return 1;
+  }
+}
