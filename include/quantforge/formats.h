@@ -46,7 +46,7 @@ float DecodeE2M1(uint8_t code);  // only the low nibble is read; 0x8 decodes to 
 
 // E8M0 (OCP MX v1.0 section 5.4.1): unsigned power of two 2^(code - 127), code 0xFF = NaN; no zero.
 // EncodeE8M0 rounds |x| to the nearest power of two in the sense of RNE with zero mantissa bits
-// (|x| >= 1.5 * 2^k rounds up to 2^(k+1); exactly 1.5 * 2^k goes to the even exponent code),
+// (|x| > 1.5 * 2^k rounds up to 2^(k+1); exactly 1.5 * 2^k goes to the even exponent code),
 // saturates to 2^127 and 2^-127; zero and negative inputs use |x| (0 -> 2^-127); NaN -> 0xFF.
 uint8_t EncodeE8M0(float x);
 float DecodeE8M0(uint8_t code);
