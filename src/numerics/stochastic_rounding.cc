@@ -4,10 +4,12 @@
 // A value between two adjacent FP16 values lo <= |x| <= hi rounds to hi with probability
 // p = (|x| - lo) / (hi - lo), so E[result] = x: rounding errors average out over many steps instead
 // of drifting toward zero as nearest rounding of small updates does. TruncateMagnitude gives p
-// exactly as dropped / 2^dropped_bits; hi is chosen when random_bits < p * 2^32, i.e. when
-// random_bits * 2^dropped_bits < dropped * 2^32. With dropped_bits <= 32 (every input >= 2^-43)
-// that is exact: p * 2^32 is an integer. Below, p * 2^32 is rounded down, a bias under 2^-32 of a
-// step. Exactly representable values have dropped == 0 and never move.
+// exactly as dropped / 2^dropped_bits; hi is chosen when random_bits < p * 2^32, compared exactly
+// (random_bits * 2^dropped_bits < dropped * 2^32), so with uniform random_bits
+// P(hi) = ceil(p * 2^32) / 2^32. That is p itself whenever p * 2^32 is an integer, i.e.
+// dropped_bits <= 32, which holds for every |x| >= 2^-33 (there the FP16 step is 2^-24 and the
+// last binary32 bit is 2^-56 = 2^-24 * 2^-32); below, P(hi) exceeds p by less than 2^-32.
+// Exactly representable values have dropped == 0 and never move.
 // Saturation, Inf and NaN follow EncodeFP16: |x| > 65504 gives 65504 (no randomness: the next
 // value up would be Inf), +-Inf and NaN are kept.
 #include <cstddef>
@@ -29,14 +31,15 @@ uint16_t EncodeFP16Stochastic(float x, uint32_t random_bits) {
   }
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
   const TruncatedMagnitude t = TruncateMagnitude(abs_bits, kFractionBits, kBias);
-  // threshold = floor(p * 2^32) = floor(dropped * 2^(32 - dropped_bits)), < 2^32.
+  // round_up <=> random_bits < p * 2^32 <=> random_bits < threshold = ceil(p * 2^32) <= 2^32 - 1.
   uint64_t threshold;
   if (t.dropped_bits <= 32) {
-    threshold = static_cast<uint64_t>(t.dropped) << (32 - t.dropped_bits);
+    threshold = static_cast<uint64_t>(t.dropped) << (32 - t.dropped_bits);  // exact
   } else if (t.dropped_bits - 32 < 32) {
-    threshold = t.dropped >> (t.dropped_bits - 32);
+    const int excess_bits = t.dropped_bits - 32;
+    threshold = (static_cast<uint64_t>(t.dropped) + (uint64_t{1} << excess_bits) - 1) >> excess_bits;
   } else {
-    threshold = 0;  // p < 2^24 / 2^64: far below one step in 2^32
+    threshold = t.dropped != 0 ? 1 : 0;  // 0 < p * 2^32 < 1: only random_bits == 0 rounds up
   }
   const bool round_up = random_bits < threshold;
   // lower_code + 1 is the next FP16 value up, at most 65504's code since |x| < 65504.
