@@ -1,0 +1,108 @@
+// The Llama-family model: its configuration (from a Hugging Face config.json), where its weights
+// come from, and an FP32 forward pass on the CPU built for calibration and evaluation.
+//
+// Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (q/k/v biases).
+// Any other `architectures[0]` is refused with a qf::Error listing these. The forward pass follows
+// Hugging Face transformers' modeling_llama.py: RMSNorm, RoPE in the rotate_half convention (with
+// "linear" and "llama3" rope_scaling), grouped-query attention with a causal mask (and Mistral's
+// sliding window), SwiGLU MLP, tied or separate lm_head. Weights are widened to F32 once at load.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quantforge/tensor.h"
+#include "quantforge/thread_pool.h"
+
+namespace qf {
+
+enum class RopeScalingKind { kNone, kLinear, kLlama3 };
+
+// transformers' rope_scaling dict; fields unused by `kind` keep their defaults.
+struct RopeScaling {
+  RopeScalingKind kind = RopeScalingKind::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;   // llama3
+  double high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+struct ModelConfig {
+  std::string architecture;  // e.g. "LlamaForCausalLM"
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;  // defaults to num_attention_heads
+  int64_t head_dim = 0;             // defaults to hidden_size / num_attention_heads
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;  // q_proj/k_proj/v_proj carry biases (Qwen2; Llama attention_bias)
+  bool o_bias = false;    // o_proj carries a bias (Llama attention_bias)
+  bool mlp_bias = false;  // gate/up/down carry biases (Llama mlp_bias)
+  int64_t sliding_window = 0;  // 0: full causal attention
+  std::optional<int64_t> bos_token_id;
+  std::optional<int64_t> eos_token_id;
+};
+
+// The architectures ParseModelConfig accepts.
+std::vector<std::string_view> SupportedArchitectures();
+
+// Parses config.json text; `path` only names the file in errors. Checks every size is positive
+// and the head arithmetic is consistent (heads divisible by kv heads).
+ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path);
+// Reads DIR/config.json.
+ModelConfig LoadModelConfig(const std::filesystem::path& dir);
+
+// Where the weights come from: a checkpoint, or a test's in-memory tensors. A view returned by
+// Find stays valid as long as the source lives.
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual std::optional<TensorView> Find(std::string_view name) const = 0;
+  // Names the source in error messages (a directory, "in-memory").
+  virtual std::string Describe() const = 0;
+};
+
+// Opens the safetensors checkpoint in `dir` (single file or sharded) as a WeightSource.
+std::unique_ptr<WeightSource> OpenCheckpointWeights(const std::filesystem::path& dir);
+
+// Sequences to run at once. Each sequence starts at position 0 and attends only to itself.
+struct TokenBatch {
+  std::vector<std::span<const int32_t>> sequences;
+  int64_t NumTokens() const;
+};
+
+class Model {
+ public:
+  // Loads and widens every weight; throws qf::Error naming a missing tensor, a wrong shape or an
+  // unsupported dtype. `pool` is kept for the forward pass (may be nullptr).
+  static std::unique_ptr<Model> Load(const ModelConfig& config, const WeightSource& weights,
+                                     ThreadPool* pool);
+  // LoadModelConfig(dir) + OpenCheckpointWeights(dir).
+  static std::unique_ptr<Model> LoadDir(const std::filesystem::path& dir, ThreadPool* pool);
+
+  virtual ~Model() = default;
+  virtual const ModelConfig& config() const = 0;
+
+  // Runs every decoder layer and the final norm; `hidden` becomes [NumTokens, hidden_size], the
+  // sequences' tokens concatenated in order. Throws qf::Error on an empty sequence, a token id
+  // outside the vocabulary or a sequence longer than max_position_embeddings.
+  virtual void Forward(const TokenBatch& batch, std::vector<float>& hidden) const = 0;
+  // lm_head over `num_rows` rows of final hidden states: logits [num_rows, vocab_size].
+  virtual void Logits(const float* hidden, int64_t num_rows, float* logits) const = 0;
+  // Forward + Logits for every token: [NumTokens, vocab_size].
+  std::vector<float> ForwardLogits(const TokenBatch& batch) const;
+};
+
+}  // namespace qf

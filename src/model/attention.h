@@ -1,0 +1,43 @@
+// Grouped-query self-attention (LlamaAttention / MistralAttention / Qwen2Attention):
+//   q|k|v = x [Wq|Wk|Wv]^T (+ biases), RoPE on q and k, per head
+//   softmax(q k^T / sqrt(head_dim) + causal mask) v, then o_proj.
+// Query head h reads kv head h / (num_heads / num_kv_heads). q, k and v come from one fused GEMM
+// (their weights stacked by rows), which keeps the GEMM large.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "src/model/linear.h"
+#include "src/model/mixer.h"
+
+namespace qf::model {
+
+struct AttentionShape {
+  int64_t hidden_size = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t sliding_window = 0;  // 0: full causal; else key j visible from query i iff i - j < w
+
+  int64_t QkvWidth() const { return (num_heads + 2 * num_kv_heads) * head_dim; }
+};
+
+class Attention final : public Mixer {
+ public:
+  // qkv: [QkvWidth, hidden] rows q, then k, then v; o: [hidden, num_heads * head_dim].
+  Attention(const AttentionShape& shape, std::vector<double> inv_freq, Linear qkv, Linear o);
+
+  void Forward(const BatchLayout& batch, const float* in, float* out,
+               ThreadPool* pool) const override;
+
+  const AttentionShape& shape() const { return shape_; }
+
+ private:
+  AttentionShape shape_;
+  std::vector<double> inv_freq_;
+  Linear qkv_;
+  Linear o_;
+};
+
+}  // namespace qf::model

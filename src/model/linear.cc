@@ -1,0 +1,58 @@
+// Linear layers through OpenBLAS. OpenBLAS threads each call itself (its pthread build), so the
+// forward pass calls it from one thread and never from inside ThreadPool tasks.
+#include "src/model/linear.h"
+
+#include <cblas.h>
+
+#include <atomic>
+#include <chrono>
+
+namespace qf::model {
+namespace {
+std::atomic<int64_t> g_gemm_nanoseconds{0};
+std::atomic<int64_t> g_gemm_flops{0};
+void Gemm(CBLAS_TRANSPOSE trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const auto start = std::chrono::steady_clock::now();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb), 0.0f,
+              c, static_cast<int>(ldc));
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  g_gemm_nanoseconds.fetch_add(ns, std::memory_order_relaxed);
+  g_gemm_flops.fetch_add(2 * m * n * k, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+            int64_t ldb, float* c, int64_t ldc) {
+  Gemm(CblasTrans, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void GemmNN(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+            int64_t ldb, float* c, int64_t ldc) {
+  Gemm(CblasNoTrans, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+GemmStats ReadGemmStats() {
+  return {static_cast<double>(g_gemm_nanoseconds.load()) * 1e-9,
+          static_cast<double>(g_gemm_flops.load())};
+}
+
+void ResetGemmStats() {
+  g_gemm_nanoseconds = 0;
+  g_gemm_flops = 0;
+}
+
+void Linear::Forward(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy) const {
+  GemmNT(rows, out_features, in_features, x, ldx, weight.data(), in_features, y, ldy);
+  if (bias.empty()) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = y + r * ldy;
+    for (int64_t o = 0; o < out_features; ++o) row[o] += bias[static_cast<size_t>(o)];
+  }
+}
+
+}  // namespace qf::model
