@@ -37,7 +37,8 @@ uint16_t EncodeFP16Stochastic(float x, uint32_t random_bits) {
     threshold = static_cast<uint64_t>(t.dropped) << (32 - t.dropped_bits);  // exact
   } else if (t.dropped_bits - 32 < 32) {
     const int excess_bits = t.dropped_bits - 32;
-    threshold = (static_cast<uint64_t>(t.dropped) + (uint64_t{1} << excess_bits) - 1) >> excess_bits;
+    threshold =
+        (static_cast<uint64_t>(t.dropped) + (uint64_t{1} << excess_bits) - 1) >> excess_bits;
   } else {
     threshold = t.dropped != 0 ? 1 : 0;  // 0 < p * 2^32 < 1: only random_bits == 0 rounds up
   }
@@ -55,8 +56,8 @@ void StochasticRoundToFP16(std::span<const float> in, std::span<uint16_t> out, u
   for (size_t i = 0; i < num_elements; ++i) {
     if (i % 4 == 0) {  // one Philox call serves four consecutive elements
       const uint64_t c = counter_offset + i / 4;
-      random_words = Philox4x32({static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0, 0},
-                                key, rounds);
+      random_words =
+          Philox4x32({static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0, 0}, key, rounds);
     }
     out[i] = EncodeFP16Stochastic(in[i], random_words[i % 4]);
   }

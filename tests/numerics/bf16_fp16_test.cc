@@ -2,13 +2,13 @@
 // re-encodes, seeded random binary32 inputs encode like the reference's nearest-code search, and
 // golden tables name each case (ties, saturation where an IEEE cast would give Inf, NaN, -0,
 // subnormals).
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "quantforge/formats.h"
 #include "tests/numerics/reference.h"
@@ -39,9 +39,10 @@ template <typename Encode, typename Decode>
     const uint32_t code = static_cast<uint32_t>(i);
     const double expected = ReferenceDecode(f, code);
     const float decoded = decode(static_cast<uint16_t>(code));
-    const bool decode_ok = std::isnan(expected)
-                               ? std::isnan(decoded) && std::signbit(decoded) == std::signbit(expected)
-                               : decoded == expected && std::signbit(decoded) == std::signbit(expected);
+    const bool decode_ok =
+        std::isnan(expected)
+            ? std::isnan(decoded) && std::signbit(decoded) == std::signbit(expected)
+            : decoded == expected && std::signbit(decoded) == std::signbit(expected);
     // NaN codes re-encode to the canonical quiet NaN of the same sign.
     const uint32_t expected_code = std::isnan(expected) ? (f.nan_code | (code & 0x8000)) : code;
     const uint32_t reencoded = encode(decoded);
@@ -152,12 +153,12 @@ TEST(FP16Test, GoldenEncode) {
 }
 
 TEST(FP16Test, GoldenDecode) {
-  EXPECT_EQ(DecodeFP16(0x7BFF), 65504.0f);                 // largest finite
-  EXPECT_EQ(DecodeFP16(0x0001), std::ldexp(1.0f, -24));    // smallest subnormal
-  EXPECT_EQ(DecodeFP16(0x0400), std::ldexp(1.0f, -14));    // smallest normal
-  EXPECT_EQ(DecodeFP16(0xFC00), -kInf);                    // -Inf
-  EXPECT_TRUE(std::isnan(DecodeFP16(0x7E00)));             // NaN
-  EXPECT_TRUE(std::signbit(DecodeFP16(0x8000)));           // -0
+  EXPECT_EQ(DecodeFP16(0x7BFF), 65504.0f);               // largest finite
+  EXPECT_EQ(DecodeFP16(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(DecodeFP16(0x0400), std::ldexp(1.0f, -14));  // smallest normal
+  EXPECT_EQ(DecodeFP16(0xFC00), -kInf);                  // -Inf
+  EXPECT_TRUE(std::isnan(DecodeFP16(0x7E00)));           // NaN
+  EXPECT_TRUE(std::signbit(DecodeFP16(0x8000)));         // -0
   EXPECT_TRUE(std::isnan(DecodeBF16(0xFFC0)) && std::signbit(DecodeBF16(0xFFC0)));  // -NaN
   EXPECT_EQ(DecodeBF16(0x3F80), 1.0f);
   EXPECT_EQ(std::bit_cast<uint32_t>(DecodeBF16(0x0001)), 0x00010000u);  // subnormal, exact

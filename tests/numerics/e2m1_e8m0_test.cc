@@ -1,12 +1,12 @@
 // FP4 E2M1 and E8M0 codecs against the spec-derived references: every code, every BF16 and FP16
 // input (E2M1), random binary32 inputs (E8M0), and golden tables with one named case per row.
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "quantforge/formats.h"
 #include "tests/numerics/reference.h"
@@ -36,7 +36,7 @@ TEST(E2M1Test, EveryCodeRoundTripsExceptNegativeZero) {
 }
 
 TEST(E2M1Test, DecodeReadsOnlyTheLowNibble) {
-  EXPECT_EQ(DecodeE2M1(0xF1), 0.5f);   // high nibble (the other element of a byte) ignored
+  EXPECT_EQ(DecodeE2M1(0xF1), 0.5f);  // high nibble (the other element of a byte) ignored
   EXPECT_EQ(DecodeE2M1(0x2F), -6.0f);
 }
 
@@ -129,23 +129,23 @@ TEST(E8M0Test, GoldenEncode) {
   };
   const float two_pow_minus_127 = std::ldexp(1.0f, -127);  // binary32 subnormal 0x00400000
   const Case cases[] = {
-      {1.0f, 127},                                 // 2^0
-      {2.0f, 128},                                 // 2^1
-      {0.5f, 126},                                 // 2^-1
-      {-4.0f, 129},                                // sign dropped: |x|
-      {1.4999999f, 127},                           // below the midpoint 1.5: down
-      {1.5f, 128},                                 // tie 1 / 2: even code 128 (up)
-      {3.0f, 128},                                 // tie 2 / 4: even code 128 (down)
-      {1.5000001f, 128},                           // above the midpoint: up
-      {std::ldexp(1.0f, 127), 254},                // largest, 2^127
-      {std::numeric_limits<float>::max(), 254},    // would round to 2^128: saturates
-      {kInf, 254},                                 // Inf saturates
-      {kNaN, 255},                                 // NaN code
-      {0.0f, 0},                                   // zero -> 2^-127
-      {two_pow_minus_127, 0},                      // smallest, 2^-127 (a binary32 subnormal)
-      {std::ldexp(1.0f, -126), 1},                 // 2^-126
-      {1.5f * two_pow_minus_127, 0},               // tie 2^-127 / 2^-126: even code 0
-      {std::ldexp(1.75f, -127), 1},                // above that tie: up
+      {1.0f, 127},                                    // 2^0
+      {2.0f, 128},                                    // 2^1
+      {0.5f, 126},                                    // 2^-1
+      {-4.0f, 129},                                   // sign dropped: |x|
+      {1.4999999f, 127},                              // below the midpoint 1.5: down
+      {1.5f, 128},                                    // tie 1 / 2: even code 128 (up)
+      {3.0f, 128},                                    // tie 2 / 4: even code 128 (down)
+      {1.5000001f, 128},                              // above the midpoint: up
+      {std::ldexp(1.0f, 127), 254},                   // largest, 2^127
+      {std::numeric_limits<float>::max(), 254},       // would round to 2^128: saturates
+      {kInf, 254},                                    // Inf saturates
+      {kNaN, 255},                                    // NaN code
+      {0.0f, 0},                                      // zero -> 2^-127
+      {two_pow_minus_127, 0},                         // smallest, 2^-127 (a binary32 subnormal)
+      {std::ldexp(1.0f, -126), 1},                    // 2^-126
+      {1.5f * two_pow_minus_127, 0},                  // tie 2^-127 / 2^-126: even code 0
+      {std::ldexp(1.75f, -127), 1},                   // above that tie: up
       {std::numeric_limits<float>::denorm_min(), 0},  // 2^-149 saturates to 2^-127
   };
   for (const Case& c : cases) {
@@ -154,11 +154,11 @@ TEST(E8M0Test, GoldenEncode) {
 }
 
 TEST(E8M0Test, FromExponentClamps) {
-  EXPECT_EQ(E8M0FromExponent(0), 127);     // 2^0
-  EXPECT_EQ(E8M0FromExponent(-127), 0);    // smallest
-  EXPECT_EQ(E8M0FromExponent(-200), 0);    // clamped up
-  EXPECT_EQ(E8M0FromExponent(127), 254);   // largest
-  EXPECT_EQ(E8M0FromExponent(128), 254);   // clamped down: never the NaN code
+  EXPECT_EQ(E8M0FromExponent(0), 127);    // 2^0
+  EXPECT_EQ(E8M0FromExponent(-127), 0);   // smallest
+  EXPECT_EQ(E8M0FromExponent(-200), 0);   // clamped up
+  EXPECT_EQ(E8M0FromExponent(127), 254);  // largest
+  EXPECT_EQ(E8M0FromExponent(128), 254);  // clamped down: never the NaN code
 }
 
 TEST(E8M0Test, GoldenDecode) {

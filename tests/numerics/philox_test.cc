@@ -4,10 +4,10 @@
 // "philox4x32 7" (format: rounds, counter[4], key[2], expected output[4], hex words). The
 // 10-round rows are quoted identically by many public ports (Julia, Rust, C, Python test suites);
 // the 7-round rows come from the same file.
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstdint>
-
-#include <gtest/gtest.h>
 
 #include "quantforge/formats.h"
 #include "tests/numerics/reference.h"
@@ -70,7 +70,8 @@ TEST(PhiloxTest, FewerRoundsAreDeterministicAndDistinct) {
   EXPECT_NE(r5, r7);
   EXPECT_NE(r5, r10);
   EXPECT_NE(r7, r10);
-  const PhiloxCounter next = Philox4x32({counter[0] + 1, counter[1], counter[2], counter[3]}, key, 5);
+  const PhiloxCounter next =
+      Philox4x32({counter[0] + 1, counter[1], counter[2], counter[3]}, key, 5);
   for (int w = 0; w < 4; ++w) EXPECT_NE(next[w], r5[w]) << "word " << w;
 }
 

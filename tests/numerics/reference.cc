@@ -78,8 +78,8 @@ uint32_t NearestCode(const CodeTable& table, double a) {
     }
     return table.codes[best];
   }
-  const size_t hi = std::lower_bound(table.values.begin(), table.values.end(), a) -
-                    table.values.begin();
+  const size_t hi =
+      std::lower_bound(table.values.begin(), table.values.end(), a) - table.values.begin();
   if (hi == 0) return table.codes[0];
   const size_t lo = hi - 1;
   const double d_lo = a - table.values[lo];

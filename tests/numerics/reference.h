@@ -4,19 +4,19 @@
 // for the nearest value. Agreement between these and the bit-twiddling codecs is the test.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace qf::test {
 
 // How a format uses its all-ones exponent field.
 enum class Specials {
-  kNone,          // E2M1: every code is finite
-  kNaNAllOnes,    // E4M3 fn: only S.1111.111 is NaN, the rest of that binade is finite
-  kIEEE,          // E5M2, FP16, BF16: fraction 0 is Inf, anything else NaN
+  kNone,        // E2M1: every code is finite
+  kNaNAllOnes,  // E4M3 fn: only S.1111.111 is NaN, the rest of that binade is finite
+  kIEEE,        // E5M2, FP16, BF16: fraction 0 is Inf, anything else NaN
 };
 
 struct FormatSpec {

@@ -1,14 +1,14 @@
 // FP16 stochastic rounding: the decision rule against a double-arithmetic reference, unbiasedness
 // within a binomial bound, exact values unchanged, reproducibility from (seed, counter), and
 // independence from how an array is split.
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "quantforge/formats.h"
 #include "tests/numerics/reference.h"
@@ -54,7 +54,8 @@ TEST(StochasticFP16Test, RandomInputsMatchReference) {
     // Exponents 2^-40 .. 2^16: deep below FP16 subnormals (dropped_bits > 32), the subnormals,
     // the normals and the saturation region; every 16th input is any bit pattern.
     uint32_t bits = static_cast<uint32_t>(rng());
-    if (i % 16 != 0) bits = (bits & 0x807FFFFFu) | ((127 - 40 + static_cast<uint32_t>(rng() % 57)) << 23);
+    if (i % 16 != 0)
+      bits = (bits & 0x807FFFFFu) | ((127 - 40 + static_cast<uint32_t>(rng() % 57)) << 23);
     const float x = std::bit_cast<float>(bits);
     const uint32_t random_bits = static_cast<uint32_t>(rng());
     const uint32_t expected = ReferenceStochasticFP16(x, random_bits);
@@ -110,7 +111,8 @@ TEST(StochasticFP16Test, ExactValuesAreUnchanged) {
     const float x = static_cast<float>(value);
     for (const uint32_t random_bits : {0u, 0xFFFFFFFFu, static_cast<uint32_t>(rng())}) {
       const uint32_t actual = EncodeFP16Stochastic(x, random_bits);
-      if (actual != code) return "code " + Hex(code) + ", random " + Hex(random_bits) + " -> " + Hex(actual);
+      if (actual != code)
+        return "code " + Hex(code) + ", random " + Hex(random_bits) + " -> " + Hex(actual);
     }
     return "";
   }));
@@ -127,12 +129,12 @@ TEST(StochasticFP16Test, ExactValuesAreUnchanged) {
 TEST(StochasticFP16Test, MeanConvergesToTheInput) {
   const size_t kNumRoundings = 1 << 16;
   const float inputs[] = {
-      1.0f + 0.3f * 0.0009765625f,      // normal, p = 0.3 between 1 and 1 + 2^-10
-      -(1.0f + 0.7f * 0.0009765625f),   // negative, p = 0.7
-      0.37f * 5.9604644775390625e-8f,   // subnormal, between 0 and 2^-24
-      5.25f * 5.9604644775390625e-8f,   // subnormal, p = 0.25 between 5 and 6 * 2^-24
-      65490.0f,                         // next to saturation: p = 18 / 32 between 65472 and 65504
-      3.14159265f,                      // an arbitrary normal value
+      1.0f + 0.3f * 0.0009765625f,     // normal, p = 0.3 between 1 and 1 + 2^-10
+      -(1.0f + 0.7f * 0.0009765625f),  // negative, p = 0.7
+      0.37f * 5.9604644775390625e-8f,  // subnormal, between 0 and 2^-24
+      5.25f * 5.9604644775390625e-8f,  // subnormal, p = 0.25 between 5 and 6 * 2^-24
+      65490.0f,                        // next to saturation: p = 18 / 32 between 65472 and 65504
+      3.14159265f,                     // an arbitrary normal value
   };
   for (const float x : inputs) {
     const std::vector<float> in(kNumRoundings, x);
@@ -150,7 +152,8 @@ TEST(StochasticFP16Test, MeanConvergesToTheInput) {
     const double gap = n.hi - n.lo;
     const double mean = n.lo + gap * static_cast<double>(num_hi) / kNumRoundings;
     const double sigma = gap * std::sqrt(p * (1.0 - p) / kNumRoundings);
-    EXPECT_LE(std::fabs(mean - std::fabs(static_cast<double>(x))), 5.0 * sigma + std::ldexp(gap, -32))
+    EXPECT_LE(std::fabs(mean - std::fabs(static_cast<double>(x))),
+              5.0 * sigma + std::ldexp(gap, -32))
         << "x " << x << ", p " << p << ", hits " << num_hi << " of " << kNumRoundings;
   }
 }
@@ -212,8 +215,9 @@ TEST(StochasticFP16Test, ElementsDoNotDependOnTheSplit) {
   // And element i matches EncodeFP16Stochastic with word i % 4 of the documented counter.
   for (size_t i = 0; i < in.size(); i += 97) {
     const uint64_t c = counter_offset + i / 4;
-    const PhiloxCounter words = Philox4x32({static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0, 0},
-                                           {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}, 5);
+    const PhiloxCounter words =
+        Philox4x32({static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0, 0},
+                   {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}, 5);
     EXPECT_EQ(whole[i], EncodeFP16Stochastic(in[i], words[i % 4])) << "element " << i;
   }
 }
