@@ -62,8 +62,8 @@ uint16_t EncodeFP16(float x);
 float DecodeFP16(uint16_t bits);
 
 // FP16 with stochastic rounding: x lies between two adjacent FP16 values lo <= |x| <= hi (taken
-// toward and away from zero); it becomes hi with probability (|x| - lo) / (hi - lo), decided by
-// comparing random_bits against that probability scaled to 2^32. E[decode(result)] == x up to
+// toward and away from zero); it becomes hi with probability p = (|x| - lo) / (hi - lo), decided
+// as hi iff random_bits < p * 2^32 (compared exactly). E[decode(result)] == x up to
 // 2^-32 relative to the gap. Exactly representable values are returned unchanged. Saturation,
 // Inf and NaN as for EncodeFP16.
 uint16_t EncodeFP16Stochastic(float x, uint32_t random_bits);

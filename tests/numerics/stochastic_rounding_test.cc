@@ -3,6 +3,7 @@
 // independence from how an array is split.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -26,17 +27,20 @@ struct Neighbours {
   double hi;
 };
 
+// Binary search in the spec-decoded values of the positive finite codes 0..0x7BFF (increasing:
+// ReferenceTest.PositiveFiniteCodesDecodeInIncreasingOrder). Requires 0 <= a < 65504.
 Neighbours FP16Neighbours(double a) {
-  uint32_t lo_code = 0;
-  while (lo_code + 1 <= 0x7BFF && ReferenceDecode(kFP16Spec, lo_code + 1) <= a) {
-    // Step fast through whole binades (1024 codes), then code by code.
-    lo_code += 1;
-    if (lo_code % 1024 == 0 && lo_code + 1024 <= 0x7BFF &&
-        ReferenceDecode(kFP16Spec, lo_code + 1024) <= a) {
-      lo_code += 1023;
+  static const std::vector<double> kValues = [] {
+    std::vector<double> values;
+    for (uint32_t code = 0; code <= 0x7BFF; ++code) {
+      values.push_back(ReferenceDecode(kFP16Spec, code));
     }
-  }
-  return {lo_code, ReferenceDecode(kFP16Spec, lo_code), ReferenceDecode(kFP16Spec, lo_code + 1)};
+    return values;
+  }();
+  // The first value > a is hi; the one before it is lo <= a.
+  const size_t hi_code = std::upper_bound(kValues.begin(), kValues.end(), a) - kValues.begin();
+  const uint32_t lo_code = static_cast<uint32_t>(hi_code - 1);
+  return {lo_code, kValues[lo_code], kValues[hi_code]};
 }
 
 uint32_t ReferenceStochasticFP16(float x, uint32_t random_bits) {
