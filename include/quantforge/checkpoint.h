@@ -78,7 +78,7 @@ class Checkpoint {
 };
 
 // One tensor the writer will receive.
-struct TensorPlan {
+struct TensorSpec {
   std::string name;
   DType dtype = DType::kF32;
   Shape shape;
@@ -103,7 +103,7 @@ struct WriterOptions {
 // A writer destroyed without Finish leaves incomplete files; put it inside an OutputTransaction.
 class CheckpointWriter {
  public:
-  CheckpointWriter(const std::filesystem::path& dir, std::vector<TensorPlan> plan,
+  CheckpointWriter(const std::filesystem::path& dir, std::vector<TensorSpec> plan,
                    WriterOptions options = {});
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
