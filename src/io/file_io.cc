@@ -1,0 +1,128 @@
+// POSIX file helpers: read-only mmap, O_EXCL output files with pwrite/fsync whose errno becomes a
+// qf::Error naming the file (disk full included).
+#include "src/io/file_io.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "quantforge/error.h"
+
+namespace qf::io {
+
+std::string ErrnoMessage(int err) {
+  return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
+}
+
+MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open for reading: " + ErrnoMessage(errno), {path_});
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error("cannot stat: " + ErrnoMessage(err), {path_});
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error("not a regular file", {path_});
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    // PROT_READ + MAP_PRIVATE: the input cannot be modified through this mapping.
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error("cannot mmap: " + ErrnoMessage(err), {path_});
+    data_ = static_cast<std::byte*>(p);
+  } else {
+    ::close(fd);
+  }
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
+
+void MappedFile::ReleasePages(uint64_t begin, uint64_t end) const {
+  if (data_ == nullptr || end > size_ || begin >= end) return;
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  // Inward rounding: a page shared with a neighbouring tensor may still be in use.
+  const uint64_t first = (begin + page - 1) / page * page;
+  const uint64_t last = end == size_ ? (end + page - 1) / page * page : end / page * page;
+  if (first >= last) return;
+  // Clean, read-only file pages: MADV_DONTNEED drops them and a later access re-reads the file.
+  ::madvise(data_ + first, last - first, MADV_DONTNEED);
+}
+
+OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot create: " + ErrnoMessage(errno), {path_});
+}
+
+OutputFile::OutputFile(OutputFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void OutputFile::Reserve(uint64_t num_bytes) {
+  if (num_bytes == 0) return;
+  const int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(num_bytes));
+  // EOPNOTSUPP/EINVAL: no fallocate here (glibc then emulates or refuses); writes report later.
+  if (err == ENOSPC || err == EFBIG || err == EDQUOT || err == EIO) {
+    throw Error("cannot reserve " + std::to_string(num_bytes) + " bytes: " + ErrnoMessage(err),
+                {path_});
+  }
+}
+
+void OutputFile::WriteAt(uint64_t offset, std::span<const std::byte> data,
+                         const std::string& tensor) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
+                               static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // pwrite returning 0 for a non-empty request means no progress is possible: report ENOSPC.
+      const int err = n < 0 ? errno : ENOSPC;
+      throw Error("write of " + std::to_string(data.size()) + " bytes failed: " + ErrnoMessage(err),
+                  {path_, tensor, offset + done});
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void OutputFile::Sync() {
+  if (::fsync(fd_) != 0) throw Error("fsync failed: " + ErrnoMessage(errno), {path_});
+}
+
+void OutputFile::Close() {
+  if (fd_ < 0) return;
+  const int rc = ::close(std::exchange(fd_, -1));
+  if (rc != 0 && errno != EINTR) throw Error("close failed: " + ErrnoMessage(errno), {path_});
+}
+
+void WriteSmallFile(const std::string& path, std::string_view contents) {
+  OutputFile file(path);
+  file.WriteAt(0, std::as_bytes(std::span<const char>(contents.data(), contents.size())));
+  file.Sync();
+  file.Close();
+}
+
+void SyncDirectory(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open directory: " + ErrnoMessage(errno), {path});
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error("fsync of directory failed: " + ErrnoMessage(err), {path});
+}
+
+}  // namespace qf::io
