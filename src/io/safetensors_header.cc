@@ -80,6 +80,10 @@ json ParseStrict(std::string_view text, const std::string& path) {
   } catch (const json::parse_error& e) {
     const uint64_t at = kHeaderLengthBytes + (e.byte > 0 ? e.byte - 1 : 0);
     throw Error(std::string("header is not valid UTF-8 JSON: ") + e.what(), {path, {}, at});
+  } catch (const json::exception& e) {
+    // out_of_range 406 ("number overflow parsing '2e308'"), found by the fuzzer: nlohmann
+    // reports it outside parse_error.
+    throw Error(std::string("header is not valid UTF-8 JSON: ") + e.what(), {path, {}, kHeaderLengthBytes});
   }
   if (!duplicate.empty()) {
     if (duplicate_depth <= 1) {

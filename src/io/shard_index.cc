@@ -40,6 +40,8 @@ std::map<std::string, std::string> ParseShardIndex(std::string_view json_text,
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(std::string("index is not valid JSON: ") + e.what(),
                 {path, {}, e.byte > 0 ? e.byte - 1 : 0});
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range on "1e999"
+    throw Error(std::string("index is not valid JSON: ") + e.what(), {path});
   }
   if (!root.is_object() || !root.contains("weight_map")) {
     throw Error("index must be a JSON object with a \"weight_map\" key", {path});
