@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -89,17 +91,26 @@ inline uint32_t Bits(float x) {
   return b;
 }
 
+// "1.5 (0x3fc00000)": a float with its bits, for mismatch reports.
+inline std::string FloatWithBits(float x) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.9g (0x%08x)", static_cast<double>(x), Bits(x));
+  return buf;
+}
+
 // Byte-for-byte comparison that reports the first few mismatches with their index, the input
-// value and both bytes in hex, then the total count.
+// (described by `input`, given the byte index) and both bytes in hex, then the total count.
 inline void ExpectBytesEqual(const std::vector<uint8_t>& expected, const std::vector<uint8_t>& actual,
-                             const std::string& what) {
+                             const std::string& what,
+                             const std::function<std::string(size_t)>& input = nullptr) {
   ASSERT_EQ(expected.size(), actual.size()) << what;
   size_t mismatches = 0;
   for (size_t i = 0; i < expected.size(); ++i) {
     if (expected[i] == actual[i]) continue;
     if (++mismatches <= 5) {
       ADD_FAILURE() << what << ": byte " << i << " expected 0x" << std::hex << int{expected[i]}
-                    << " got 0x" << int{actual[i]} << std::dec;
+                    << " got 0x" << int{actual[i]} << std::dec
+                    << (input ? " input " + input(i) : std::string());
     }
   }
   EXPECT_EQ(mismatches, 0u) << what << ": mismatching bytes";
