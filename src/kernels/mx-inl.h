@@ -67,30 +67,43 @@ inline float E8M0Value(uint8_t code) {
   return code == 0xFF ? std::bit_cast<float>(0x7FC00000u) : Pow2(static_cast<int>(code) - 127);
 }
 
-// E2M1 codes (0..15) of the float lanes of q, in uint32 lanes. The magnitude code counts the
-// rounding thresholds 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5 that |q| passes.
-//   kModelOptMx = false (qf::EncodeE2M1): ties to the even code, so 0.75, 1.75 and 3.5 count when
-//     reached (>=) and the others only when passed (>); sign bit = (q < 0).
-//   kModelOptMx = true (Model Optimizer's MXFP4 export): every threshold counts only when passed,
-//     so ties round down; sign bit = !(q > 0), so +0 and -0 are both 0x8.
+// E2M1 codes (0..15) of the float lanes of q, in uint32 lanes, on binary32 bits like the E4M3
+// codec in fp8-inl.h. |q| is first clamped to 6 (bits 0x40C00000).
+//   |q| >= 1 (E2M1 normal, 1 fraction bit): add 0x1FFFFF (just under half of the kept step) plus,
+//     for ties to even, the lowest kept bit, and shift by 22; the code is (bits >> 22) - 252
+//     (1.0 = 0x3F800000 gives 254 - 252 = 2). Without the lowest-bit term a tie rounds down.
+//   |q| < 1 (subnormal step 0.5): the code counts the midpoints passed, 0.25 (a tie goes to 0 under
+//     both rules) and 0.75 (a tie goes up to the even code 2 under RNE, down to 1 under ties-down).
+//   kModelOptMx = false (qf::EncodeE2M1): ties to even; sign bit = (q < 0) = the binary32 sign of
+//     any q other than -0, and -0 gets 0 (EncodeE2M1 tests x < 0).
+//   kModelOptMx = true (Model Optimizer's MXFP4 export): ties down; sign bit = !(q > 0), so +0 and
+//     -0 are both 0x8 (as int32, q > 0 exactly when its bits are > 0).
 template <bool kModelOptMx, class DF>
 HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> EncodeE2M1Vec(DF df, hn::Vec<DF> q) {
   const hn::RebindToSigned<DF> di;
   const hn::RebindToUnsigned<DF> du;
-  const auto a = hn::Abs(q);
-  const auto one = hn::Set(df, 1.0f);
-  const auto passed = [&](float threshold, bool tie_counts) {
-    const auto t = hn::Set(df, threshold);
-    return hn::IfThenElseZero(tie_counts ? hn::Ge(a, t) : hn::Gt(a, t), one);
-  };
-  const bool even = !kModelOptMx;
-  auto code = hn::Add(hn::Add(passed(0.25f, false), passed(0.75f, even)),
-                      hn::Add(passed(1.25f, false), passed(1.75f, even)));
-  code = hn::Add(code, hn::Add(hn::Add(passed(2.5f, false), passed(3.5f, even)), passed(5.0f, false)));
-  const auto zero = hn::Zero(df);
-  const auto negative = kModelOptMx ? hn::Not(hn::Gt(q, zero)) : hn::Lt(q, zero);
-  code = hn::Add(code, hn::IfThenElseZero(negative, hn::Set(df, 8.0f)));
-  return hn::BitCast(du, hn::ConvertTo(di, code));  // small integers: exact
+  const auto bits = hn::BitCast(du, q);
+  const auto a = hn::Min(hn::And(bits, hn::Set(du, 0x7FFFFFFFu)), hn::Set(du, 0x40C00000u));
+  auto bias = hn::Set(du, 0x1FFFFFu);
+  if (!kModelOptMx) bias = hn::Add(bias, hn::And(hn::ShiftRight<22>(a), hn::Set(du, 1u)));
+  const auto normal = hn::Sub(hn::ShiftRight<22>(hn::Add(a, bias)), hn::Set(du, 252u));
+  const auto past_quarter = hn::VecFromMask(du, hn::Gt(a, hn::Set(du, 0x3E800000u)));  // 0.25
+  // a > 0.75, or a >= 0.75 written as a > the float below 0.75 (Highway 1.0.3 has no unsigned >=).
+  const auto past_three_quarters = hn::VecFromMask(
+      du, hn::Gt(a, hn::Set(du, kModelOptMx ? 0x3F400000u : 0x3F3FFFFFu)));
+  // Masks are all ones (-1 as an integer): subtracting them counts.
+  const auto subnormal = hn::Sub(hn::Sub(hn::Zero(du), past_quarter), past_three_quarters);
+  const auto magnitude = hn::IfThenElse(hn::Lt(a, hn::Set(du, 0x3F800000u)), subnormal, normal);
+  hn::Vec<decltype(du)> sign;
+  if (kModelOptMx) {
+    const auto positive = hn::RebindMask(du, hn::Gt(hn::BitCast(di, bits), hn::Zero(di)));
+    sign = hn::AndNot(hn::VecFromMask(du, positive), hn::Set(du, 8u));
+  } else {
+    // -0 has the sign bit but is not < 0: only a nonzero magnitude keeps it.
+    const auto is_negative = hn::RebindMask(du, hn::Lt(q, hn::Zero(df)));
+    sign = hn::IfThenElseZero(is_negative, hn::Set(du, 8u));
+  }
+  return hn::Or(sign, magnitude);
 }
 
 // Float values of E2M1 codes held in uint32 lanes (only the low nibble is read). Magnitude codes
