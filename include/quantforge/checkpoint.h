@@ -64,7 +64,7 @@ class Checkpoint {
 
   // The directory holding the shards (the parent directory when Open was given a file).
   const std::filesystem::path& Directory() const;
-  // Shard file names relative to Directory(), in index order (one entry when not sharded).
+  // Shard file names relative to Directory(), sorted (one entry when not sharded).
   const std::vector<std::string>& ShardFiles() const;
   // The "__metadata__" object of the first shard (Hugging Face writes the same one to every shard).
   std::map<std::string, std::string> Metadata() const;
