@@ -1,1 +1,235 @@
-// Placeholder.
+// QuantizeNvfp4 / DequantizeNvfp4 (quantize.h): validation, the global scale, the candidate set
+// of the block-scale search, padding of odd last dimensions, threading, and dispatch to the
+// Highway block kernels (src/kernels/nvfp4_kernels.h). The arithmetic is specified by
+// nvfp4_reference.cc, which these results equal byte for byte.
+//
+// Two passes over the input: TensorAmax (validation: empty, NaN / Inf with the first index; the
+// global amax, which every block scale depends on), then the block kernels. Work is split into
+// tasks of kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size
+// that depends on the data only, and every block is computed on its own, so the bytes do not
+// depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "quantforge/error.h"
+#include "quantforge/formats.h"
+#include "quantforge/quantize.h"
+#include "src/kernels/nvfp4_kernels.h"
+#include "src/quant/tensor_ops.h"
+
+namespace qf {
+namespace {
+
+// 4096 blocks = 64 Ki elements (128 KiB of BF16) per task: large enough to amortize dispatch,
+// small enough that the kernel's second read of a group stays in L1 and tasks balance.
+constexpr int64_t kBlocksPerTask = 4096;
+constexpr int64_t kMaxCandidates = 255;  // chosen_candidate is a byte
+
+ErrorContext Where(const TensorView& tensor) {
+  return ErrorContext{{}, std::string(tensor.name), {}};
+}
+
+}  // namespace
+
+std::string_view AlgorithmName(BlockScaleAlgorithm algorithm) {
+  switch (algorithm) {
+    case BlockScaleAlgorithm::kMax:
+      return "max";
+    case BlockScaleAlgorithm::kMse:
+      return "mse";
+    case BlockScaleAlgorithm::kFourOverSix:
+      return "four_over_six";
+  }
+  return "unknown";
+}
+
+std::optional<BlockScaleAlgorithm> ParseAlgorithm(std::string_view name) {
+  for (const auto algorithm : {BlockScaleAlgorithm::kMax, BlockScaleAlgorithm::kMse,
+                               BlockScaleAlgorithm::kFourOverSix}) {
+    if (name == AlgorithmName(algorithm)) return algorithm;
+  }
+  return std::nullopt;
+}
+
+// Model Optimizer's candidate sets (calib/mse.py):
+//   MseCalibrator: num_steps = ceil((stop - start) / step) + 1 (Python, in double; here in double
+//     from the float fields), then torch.linspace(start, stop, num_steps) in float32, whose CPU
+//     kernel (aten RangeFactoriesKernel.cpp) computes step = (stop - start) / (num_steps - 1) and
+//     start + step * i for i < num_steps / 2, stop - step * (num_steps - 1 - i) above. Defaults
+//     0.25 .. 4.0 step 0.1: 39 multipliers. Four-over-six's 1.0 .. 1.5 step 0.5: {1.0, 1.5}.
+//   NVFP4MSECalibrator (fp8_scale_sweep, _fp8_scale_candidates.py): the 126 positive finite E4M3
+//     values divided by 448 in float32; they multiply the global amax, not the block amax.
+std::vector<float> MseMultipliers(const MseSweep& sweep) {
+  if (sweep.fp8_scale_sweep) {
+    std::vector<float> multipliers;
+    for (int code = 1; code <= 0x7E; ++code) {
+      multipliers.push_back(DecodeE4M3(static_cast<uint8_t>(code)) / 448.0f);
+    }
+    return multipliers;
+  }
+  const float start = sweep.start_multiplier;
+  const float stop = sweep.stop_multiplier;
+  if (!std::isfinite(start) || !std::isfinite(stop) || !(sweep.step_size > 0.0f) ||
+      !(start >= 0.0f) || !(stop >= start)) {
+    throw Error("mse sweep start " + std::to_string(start) + ", stop " + std::to_string(stop) +
+                ", step " + std::to_string(sweep.step_size) +
+                " is invalid; expected 0 <= start <= stop and step > 0");
+  }
+  const double steps = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) /
+                                 static_cast<double>(sweep.step_size)) + 1.0;
+  if (steps > static_cast<double>(kMaxCandidates)) {
+    throw Error("mse sweep has " + std::to_string(steps) + " candidates; expected at most " +
+                std::to_string(kMaxCandidates));
+  }
+  const int64_t n = static_cast<int64_t>(steps);
+  std::vector<float> multipliers(static_cast<size_t>(n));
+  if (n == 1) {
+    multipliers[0] = start;
+    return multipliers;
+  }
+  const float step = (stop - start) / static_cast<float>(n - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    multipliers[i] = i < n / 2 ? start + step * static_cast<float>(i)
+                               : stop - step * static_cast<float>(n - 1 - i);
+  }
+  return multipliers;
+}
+
+Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
+                          ThreadPool* pool) {
+  const float own_amax = TensorAmax(tensor, pool);  // validates dtype, size, empty, NaN / Inf
+  float global_amax = own_amax;
+  if (options.global_amax) {
+    global_amax = *options.global_amax;
+    if (!std::isfinite(global_amax) || global_amax < own_amax) {
+      throw Error("global_amax override " + std::to_string(global_amax) +
+                      " is below the tensor's own amax " + std::to_string(own_amax) +
+                      " (or not finite); expected the max over the fused group",
+                  Where(tensor));
+    }
+  }
+
+  // Scale constants, as in nvfp4_reference.cc (the spec; see its sources).
+  const BlockScaleAlgorithm algorithm = options.algorithm;
+  const bool is_static = algorithm != BlockScaleAlgorithm::kMax || options.static_block_scales;
+  const bool four_over_six =
+      algorithm == BlockScaleAlgorithm::kFourOverSix || options.four_over_six_normalization;
+  const float norm = four_over_six ? kNvfp4Fp8NormFourOverSix : kNvfp4Fp8Norm;
+  const float g = global_amax == 0.0f ? 1.0f : global_amax / (6.0f * norm);
+
+  std::vector<float> candidates{1.0f};
+  bool searched = false;
+  Nvfp4KernelParams params;
+  params.dynamic_scales = !is_static;
+  params.global_scale = g;
+  params.six_global_scale = 6.0f * g;
+  params.global_amax_over_6 = global_amax / 6.0f;
+  params.norm = norm;
+  if (algorithm == BlockScaleAlgorithm::kMse) {
+    candidates = MseMultipliers(options.mse);
+    searched = true;
+    if (options.mse.fp8_scale_sweep) {
+      for (float& c : candidates) c = global_amax * c;
+      params.candidates_are_amax = true;
+    }
+  } else if (algorithm == BlockScaleAlgorithm::kFourOverSix) {
+    candidates = MseMultipliers(MseSweep{1.0f, 1.5f, 0.5f, false});
+    searched = true;
+  }
+  params.candidates = candidates;
+
+  const int64_t rows = tensor.Rows();
+  const int64_t cols = tensor.Cols();
+  const int64_t padded_cols = (cols + kNvfp4BlockSize - 1) / kNvfp4BlockSize * kNvfp4BlockSize;
+  const int64_t blocks_per_row = padded_cols / kNvfp4BlockSize;
+  const int64_t num_blocks = rows * blocks_per_row;
+  Nvfp4Tensor out;
+  out.rows = rows;
+  out.cols = cols;
+  out.padded_cols = padded_cols;
+  out.global_scale = g;
+  out.global_amax = global_amax;
+  out.codes.resize(static_cast<size_t>(num_blocks * 8));
+  out.block_scales.resize(static_cast<size_t>(num_blocks));
+  if (searched) out.chosen_candidate.resize(static_cast<size_t>(num_blocks));
+
+  const std::span<uint8_t> codes(out.codes);
+  const std::span<uint8_t> scales(out.block_scales);
+  const std::span<uint8_t> chosen(out.chosen_candidate);
+  auto run_f32 = [&](std::span<const float> in, int64_t first_block, int64_t n) {
+    QuantizeNvfp4BlocksF32(in, params, codes.subspan(first_block * 8, n * 8),
+                           scales.subspan(first_block, n),
+                           searched ? chosen.subspan(first_block, n) : std::span<uint8_t>());
+  };
+  std::vector<std::vector<float>> scratch(pool != nullptr ? pool->NumWorkers() : 1);
+
+  if (cols % kNvfp4BlockSize == 0) {
+    // Whole blocks: the tensor is one flat run of blocks.
+    const Partition partition{static_cast<uint64_t>(num_blocks), kBlocksPerTask};
+    ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
+      const int64_t begin = static_cast<int64_t>(partition.Begin(task));
+      const int64_t n = static_cast<int64_t>(partition.End(task)) - begin;
+      const auto* bytes = tensor.data.data();
+      if (tensor.dtype == DType::kF32) {
+        run_f32({reinterpret_cast<const float*>(bytes) + begin * 16, static_cast<size_t>(n * 16)},
+                begin, n);
+      } else if (tensor.dtype == DType::kBF16) {
+        QuantizeNvfp4BlocksBF16(
+            {reinterpret_cast<const uint16_t*>(bytes) + begin * 16, static_cast<size_t>(n * 16)},
+            params, codes.subspan(begin * 8, n * 8), scales.subspan(begin, n),
+            searched ? chosen.subspan(begin, n) : std::span<uint8_t>());
+      } else {  // F16: widen exactly, then the F32 kernel
+        std::vector<float>& buffer = scratch[worker];
+        buffer.resize(static_cast<size_t>(n * 16));
+        WidenElements(tensor, begin * 16, buffer);
+        run_f32(buffer, begin, n);
+      }
+    });
+    return out;
+  }
+
+  // A last dimension that is not a multiple of 16: each row is widened into a zero-padded
+  // buffer (Model Optimizer's reduce_block_padding), whole rows per task.
+  const uint64_t rows_per_task =
+      std::max<uint64_t>(1, static_cast<uint64_t>(kBlocksPerTask * 16 / padded_cols));
+  const Partition partition{static_cast<uint64_t>(rows), rows_per_task};
+  ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
+    std::vector<float>& buffer = scratch[worker];
+    buffer.assign(static_cast<size_t>(padded_cols), 0.0f);
+    for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {
+      const int64_t row = static_cast<int64_t>(r);
+      WidenElements(tensor, row * cols, std::span<float>(buffer).first(cols));
+      run_f32(buffer, row * blocks_per_row, blocks_per_row);
+    }
+  });
+  return out;
+}
+
+void DequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out, ThreadPool* pool) {
+  QF_CHECK(static_cast<int64_t>(out.size()) == tensor.rows * tensor.cols);
+  const int64_t blocks_per_row = tensor.padded_cols / kNvfp4BlockSize;
+  QF_CHECK(static_cast<int64_t>(tensor.codes.size()) == tensor.rows * tensor.padded_cols / 2);
+  QF_CHECK(static_cast<int64_t>(tensor.block_scales.size()) == tensor.rows * blocks_per_row);
+  float e2m1[16];
+  for (int c = 0; c < 16; ++c) e2m1[c] = DecodeE2M1(static_cast<uint8_t>(c));
+  const float g = tensor.global_scale;
+  const uint64_t rows_per_task = std::max<uint64_t>(
+      1, static_cast<uint64_t>(kBlocksPerTask * 16 / std::max<int64_t>(1, tensor.padded_cols)));
+  const Partition partition{static_cast<uint64_t>(tensor.rows), rows_per_task};
+  ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
+    for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {
+      const uint8_t* row_codes = tensor.codes.data() + r * tensor.padded_cols / 2;
+      const uint8_t* row_scales = tensor.block_scales.data() + r * blocks_per_row;
+      float* row_out = out.data() + r * tensor.cols;
+      for (int64_t c = 0; c < tensor.cols; ++c) {
+        const uint8_t byte = row_codes[c / 2];
+        const float q = e2m1[(c % 2 == 0) ? (byte & 0xF) : (byte >> 4)];
+        row_out[c] = (q * DecodeE4M3(row_scales[c / kNvfp4BlockSize])) * g;
+      }
+    }
+  });
+}
+
+}  // namespace qf

@@ -1,0 +1,279 @@
+// Highway bodies of nvfp4_kernels.h, included once per target by nvfp4_kernels.cc.
+//
+// Blocks are processed in groups of 16 (a fixed size, so every target does the same operations
+// on the same values):
+//   1. the amax of each block (one 16-lane vector on AVX3, two on AVX2, four on SSE4, sixteen on
+//      SCALAR; then a lane max);
+//   2. per candidate, the block-scale formula vectorized across the group's 16 blocks, E4M3
+//      rounding done with integer arithmetic on the float32 bits (RoundE4M3);
+//   3. per block, x / (s * g) with an exact Div, E2M1 rounding on the bits (EncodeE2M1), nibble
+//      packing with a u64 shift-or and TruncateTo, and, when there are candidates to compare, the
+//      squared error summed in the tree order of ReferenceBlockLoss: vector pairs first, then
+//      lower plus upper half within a vector.
+// All arithmetic is IEEE float32 with each operation rounded on its own (-ffp-contract=off; Mul
+// then Add, never MulAdd), so every target equals the scalar reference bit for bit.
+
+#if defined(QF_KERNELS_NVFP4_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef QF_KERNELS_NVFP4_INL_H_
+#undef QF_KERNELS_NVFP4_INL_H_
+#else
+#define QF_KERNELS_NVFP4_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/highway.h"
+#include "src/kernels/nvfp4_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace qf {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+constexpr size_t kNvfp4Block = 16;
+constexpr size_t kNvfp4Group = 16;  // blocks per group of the vectorized scale math
+
+using Nvfp4DF = hn::CappedTag<float, kNvfp4Block>;
+
+// One vector of a block as float32: F32 loads, BF16 widens exactly (bits << 16).
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadF32(DF df, const float* HWY_RESTRICT p) {
+  return hn::LoadU(df, p);
+}
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadF32(DF df, const uint16_t* HWY_RESTRICT p) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> du16;
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, p))));
+}
+
+// E4M3 RNE of s in [2^-9, 448] (already clamped): returns the code in u32 lanes and stores the
+// value it decodes to in *value. Normal range (s >= 2^-6): round the float32 mantissa to 3 bits
+// (add 0x7FFFF plus the lowest kept bit, clear the 20 dropped bits); the code is then the float32
+// exponent rebiased from 127 to 7 above those 3 bits: (bits >> 20) - (120 << 3). Subnormal range:
+// s + 2^14 rounds s to a multiple of 2^-9 (the ulp of 2^14), so the code is the ulp count
+// bits(s + 2^14) - bits(2^14); a result of 8 is 2^-6, whose normal code is also 8.
+template <class DF>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> RoundE4M3(DF df, hn::Vec<DF> s, hn::Vec<DF>* value) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto u = hn::BitCast(du, s);
+  const auto lsb = hn::And(hn::ShiftRight<20>(u), hn::Set(du, 1u));
+  const auto r = hn::And(hn::Add(hn::Add(u, hn::Set(du, 0x7FFFFu)), lsb), hn::Set(du, 0xFFF00000u));
+  const auto code_normal = hn::Sub(hn::ShiftRight<20>(r), hn::Set(du, 120u << 3));
+  const auto magic = hn::Set(df, 16384.0f);
+  const auto t = hn::Add(s, magic);
+  const auto code_subnormal = hn::Sub(hn::BitCast(du, t), hn::BitCast(du, magic));
+  const auto is_subnormal = hn::Lt(s, hn::Set(df, 0.015625f));
+  *value = hn::IfThenElse(is_subnormal, hn::Sub(t, magic), hn::BitCast(df, r));
+  return hn::IfThenElse(hn::RebindMask(du, is_subnormal), code_subnormal, code_normal);
+}
+
+// E2M1 of q with qf::EncodeE2M1's rule (ties to the even code, saturation at 6, sign bit q < 0),
+// which is IEEE round-to-nearest-even to one mantissa bit: for |q| >= 1 round the float32
+// mantissa to 1 bit and clamp the bits at those of 6.0 (unsigned, so Inf and NaN clamp too); the
+// code is then (bits >> 22) - 252. For |q| < 1, |q| + 2^22 rounds to a multiple of 0.5 (the ulp of
+// 2^22): code = ulp count (0, 1 or 2). Returns the code (0..15) and *magnitude = |E2M1 value|.
+template <class DF>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> EncodeE2M1(DF df, hn::Vec<DF> q,
+                                                       hn::Vec<DF>* magnitude) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto a = hn::Abs(q);
+  const auto u = hn::BitCast(du, a);
+  const auto lsb = hn::And(hn::ShiftRight<22>(u), hn::Set(du, 1u));
+  auto r = hn::And(hn::Add(hn::Add(u, hn::Set(du, 0x1FFFFFu)), lsb), hn::Set(du, 0xFFC00000u));
+  r = hn::Min(r, hn::Set(du, 0x40C00000u));  // 6.0f
+  const auto code_normal = hn::Sub(hn::ShiftRight<22>(r), hn::Set(du, 252u));
+  const auto magic = hn::Set(df, 4194304.0f);  // 2^22
+  const auto t = hn::Add(a, magic);
+  const auto code_small = hn::Sub(hn::BitCast(du, t), hn::BitCast(du, magic));
+  const auto is_small = hn::Lt(a, hn::Set(df, 1.0f));
+  *magnitude = hn::IfThenElse(is_small, hn::Sub(t, magic), hn::BitCast(df, r));
+  const auto code = hn::IfThenElse(hn::RebindMask(du, is_small), code_small, code_normal);
+  const auto negative = hn::RebindMask(du, hn::Lt(q, hn::Zero(df)));
+  return hn::IfThenElse(negative, hn::Or(code, hn::Set(du, 8u)), code);
+}
+
+// Packs the u32 codes of one vector two per byte (even element in the low nibble): as u64
+// lanes each pair is c0 | c1 << 32, and (x | x >> 28) has c0 | c1 << 4 in its low byte.
+#if HWY_TARGET != HWY_SCALAR
+template <class DU>
+HWY_INLINE void StorePackedCodes(DU du, hn::Vec<DU> codes, uint8_t* HWY_RESTRICT out) {
+  const hn::Repartition<uint64_t, DU> d64;
+  const hn::Rebind<uint8_t, decltype(d64)> d8;
+  (void)du;
+  const auto x = hn::BitCast(d64, codes);
+  hn::StoreU(hn::TruncateTo(d8, hn::Or(x, hn::ShiftRight<28>(x))), d8, out);
+}
+#endif
+
+// Sum of the lanes in the fixed tree order: lane i plus lane i + N/2, repeated.
+template <class D>
+HWY_INLINE float SumTree(D d, hn::Vec<D> v) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)d;
+  return hn::GetLane(v);
+#else
+  if constexpr (hn::MaxLanes(D()) == 1) {
+    (void)d;
+    return hn::GetLane(v);
+  } else {
+    const hn::Half<D> dh;
+    return SumTree(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  }
+#endif
+}
+
+// Quantizes one block under divisor d = s * g. With kLoss, returns the block loss (ReferenceBlockLoss
+// order) using dequantized values (q * s) * g.
+template <bool kLoss, class DF, typename T>
+HWY_INLINE float EncodeBlock(DF df, const T* HWY_RESTRICT in, float divisor, float s, float g,
+                             uint8_t* HWY_RESTRICT codes) {
+  const hn::RebindToUnsigned<DF> du;
+  constexpr size_t kLanes = hn::MaxLanes(DF());
+  constexpr size_t kVecs = kNvfp4Block / kLanes;
+  const auto vd = hn::Set(df, divisor);
+  hn::Vec<DF> err[kVecs];
+#if HWY_TARGET == HWY_SCALAR
+  uint8_t scalar_codes[kNvfp4Block];
+  (void)du;
+#endif
+  for (size_t k = 0; k < kVecs; ++k) {
+    const auto x = LoadF32(df, in + k * kLanes);
+    const auto q = hn::Div(x, vd);
+    hn::Vec<DF> magnitude;
+    const auto code = EncodeE2M1(df, q, &magnitude);
+#if HWY_TARGET == HWY_SCALAR
+    scalar_codes[k] = static_cast<uint8_t>(hn::GetLane(code));
+#else
+    StorePackedCodes(du, code, codes + k * kLanes / 2);
+#endif
+    if constexpr (kLoss) {
+      const auto value = hn::IfThenElse(hn::Lt(q, hn::Zero(df)), hn::Neg(magnitude), magnitude);
+      const auto deq = hn::Mul(hn::Mul(value, hn::Set(df, s)), hn::Set(df, g));
+      const auto e = hn::Sub(x, deq);
+      err[k] = hn::Mul(e, e);
+    }
+  }
+#if HWY_TARGET == HWY_SCALAR
+  for (size_t k = 0; k < kNvfp4Block / 2; ++k) {
+    codes[k] = static_cast<uint8_t>(scalar_codes[2 * k] | (scalar_codes[2 * k + 1] << 4));
+  }
+#endif
+  if constexpr (!kLoss) {
+    return 0.0f;
+  } else {
+    for (size_t count = kVecs; count > 1; count /= 2) {
+      for (size_t k = 0; k < count / 2; ++k) err[k] = hn::Add(err[k], err[k + count / 2]);
+    }
+    return SumTree(df, err[0]);
+  }
+}
+
+template <class DF, typename T>
+HWY_INLINE float BlockAmax(DF df, const T* HWY_RESTRICT in) {
+  constexpr size_t kLanes = hn::MaxLanes(DF());
+  auto m = hn::Abs(LoadF32(df, in));
+  for (size_t k = 1; k < kNvfp4Block / kLanes; ++k) {
+    m = hn::Max(m, hn::Abs(LoadF32(df, in + k * kLanes)));
+  }
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// Block scales of one candidate for a group of 16 block amaxes: codes, values and divisors.
+struct GroupScales {
+  HWY_ALIGN uint32_t code[kNvfp4Group];
+  HWY_ALIGN float value[kNvfp4Group];
+  HWY_ALIGN float divisor[kNvfp4Group];
+};
+
+template <class DF>
+HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
+                                   const Nvfp4KernelParams& p, float candidate,
+                                   GroupScales* out) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto one = hn::Set(df, 1.0f);
+  const auto zero = hn::Zero(df);
+  for (size_t i = 0; i < kNvfp4Group; i += hn::Lanes(df)) {
+    const auto a = hn::Load(df, amax + i);
+    hn::Vec<DF> s;
+    if (p.dynamic_scales) {
+      s = hn::Div(a, hn::Set(df, p.six_global_scale));
+      s = hn::IfThenElse(hn::Eq(s, zero), one, s);
+    } else {
+      const auto candidate_amax =
+          p.candidates_are_amax ? hn::Set(df, candidate) : hn::Mul(a, hn::Set(df, candidate));
+      auto per_block_scale = hn::Div(candidate_amax, hn::Set(df, 6.0f));
+      per_block_scale = hn::IfThenElse(hn::Eq(per_block_scale, zero), one, per_block_scale);
+      s = hn::Div(hn::Mul(per_block_scale, hn::Set(df, p.norm)),
+                  hn::Set(df, p.global_amax_over_6));
+    }
+    // Max first with s as the first operand: a NaN s (0 / 0 when 6 * g underflowed) becomes
+    // 2^-9 on every target, as std::fmax does in the reference.
+    s = hn::Min(hn::Max(s, hn::Set(df, 0.001953125f)), hn::Set(df, 448.0f));
+    hn::Vec<DF> value;
+    hn::Store(RoundE4M3(df, s, &value), du, out->code + i);
+    hn::Store(value, df, out->value + i);
+    hn::Store(hn::Mul(value, hn::Set(df, p.global_scale)), df, out->divisor + i);
+  }
+}
+
+template <typename T>
+void QuantizeNvfp4Blocks(const T* HWY_RESTRICT in, size_t num_blocks,
+                         const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
+                         uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
+  const Nvfp4DF df;
+  const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+  HWY_ALIGN float amax[kNvfp4Group];
+  HWY_ALIGN float best_loss[kNvfp4Group];
+  GroupScales group;
+  for (size_t b0 = 0; b0 < num_blocks; b0 += kNvfp4Group) {
+    const size_t nb = num_blocks - b0 < kNvfp4Group ? num_blocks - b0 : kNvfp4Group;
+    const T* group_in = in + b0 * kNvfp4Block;
+    for (size_t j = 0; j < nb; ++j) amax[j] = BlockAmax(df, group_in + j * kNvfp4Block);
+    for (size_t j = nb; j < kNvfp4Group; ++j) amax[j] = 0.0f;  // padding lanes, never stored
+
+    if (num_candidates == 1) {
+      ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[0], &group);
+      for (size_t j = 0; j < nb; ++j) {
+        EncodeBlock<false>(df, group_in + j * kNvfp4Block, group.divisor[j], group.value[j],
+                           p.global_scale, codes + (b0 + j) * 8);
+        scales[b0 + j] = static_cast<uint8_t>(group.code[j]);
+      }
+      if (chosen != nullptr) std::memset(chosen + b0, 0, nb);
+      continue;
+    }
+    for (size_t k = 0; k < num_candidates; ++k) {
+      ComputeGroupScales(df, amax, p, p.candidates[k], &group);
+      for (size_t j = 0; j < nb; ++j) {
+        HWY_ALIGN uint8_t candidate_codes[kNvfp4Block / 2];
+        const float loss =
+            EncodeBlock<true>(df, group_in + j * kNvfp4Block, group.divisor[j], group.value[j],
+                              p.global_scale, candidate_codes);
+        if (k == 0 || loss < best_loss[j]) {  // strict: ties keep the earlier candidate
+          best_loss[j] = loss;
+          std::memcpy(codes + (b0 + j) * 8, candidate_codes, 8);
+          scales[b0 + j] = static_cast<uint8_t>(group.code[j]);
+          chosen[b0 + j] = static_cast<uint8_t>(k);
+        }
+      }
+    }
+  }
+}
+
+inline void QuantizeNvfp4BlocksF32(const float* in, size_t num_blocks, const Nvfp4KernelParams& p,
+                                   uint8_t* codes, uint8_t* scales, uint8_t* chosen) {
+  QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
+}
+inline void QuantizeNvfp4BlocksBF16(const uint16_t* in, size_t num_blocks,
+                                    const Nvfp4KernelParams& p, uint8_t* codes, uint8_t* scales,
+                                    uint8_t* chosen) {
+  QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace qf
+HWY_AFTER_NAMESPACE();
+
+#endif  // QF_KERNELS_NVFP4_INL_H_

@@ -1,0 +1,44 @@
+// NVFP4 block kernels: 16-element blocks to E4M3 block scales and packed E2M1 codes, with the
+// max, static and candidate-search (mse / four_over_six) block-scale rules. Bodies in
+// nvfp4-inl.h, run-time dispatch in nvfp4_kernels.cc; src/quant/nvfp4.cc does validation, the
+// global amax, padding and threading, and src/quant/nvfp4_reference.cc is the scalar spec every
+// target must equal byte for byte.
+//
+// Arithmetic per block (float32, each operation rounded on its own, no FMA), a = max |x|:
+//   dynamic: s = a / six_g; s == 0 -> 1; clamp [2^-9, 448]; E4M3 RNE.
+//   static, per candidate k: ca = a * candidates[k] (or candidates[k] itself when
+//     candidates_are_amax); ps = ca / 6; ps == 0 -> 1; s = E4M3(clamp((ps * norm) /
+//     global_amax_over_6, 2^-9, 448)).
+//   elements: q = x / (float(s) * g) -> E2M1 (ties to the even code, sign bit x < 0).
+//   loss (more than one candidate): sum of (x - (E2M1value * float(s)) * g)^2 over the block in
+//     the tree order of ReferenceBlockLoss; the first candidate with the least loss wins.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace qf {
+
+struct Nvfp4KernelParams {
+  bool dynamic_scales = true;       // Model Optimizer's dynamic formula (one candidate)
+  float global_scale = 1.0f;        // g
+  float six_global_scale = 6.0f;    // 6 * g in float32 (dynamic)
+  float global_amax_over_6 = 0.0f;  // global_amax / 6 in float32 (static)
+  float norm = 448.0f;              // E4M3 normalisation constant (static): 448 or 256
+  // Static: candidate block-amax multipliers, searched in order (size 1: no search, no loss).
+  std::span<const float> candidates;
+  bool candidates_are_amax = false;  // fp8 scale sweep: candidates are the block amaxes themselves
+};
+
+// `in` holds num_blocks * 16 values (rows already zero-padded to whole blocks). Outputs:
+// codes num_blocks * 8 bytes (element 2k in the low nibble of byte k), scales num_blocks bytes,
+// chosen num_blocks bytes (index of the chosen candidate; may be empty when candidates.size() <= 1).
+// Inputs must be finite (checked by the caller); the kernels never throw.
+void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& params,
+                            std::span<uint8_t> codes, std::span<uint8_t> scales,
+                            std::span<uint8_t> chosen);
+void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelParams& params,
+                             std::span<uint8_t> codes, std::span<uint8_t> scales,
+                             std::span<uint8_t> chosen);
+
+}  // namespace qf

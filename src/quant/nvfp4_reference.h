@@ -1,0 +1,29 @@
+// Scalar reference of the NVFP4 quantizer: the specification the Highway kernels are tested
+// against, and the scalar baseline of bench/nvfp4_bench.cc.
+//
+// Single-threaded, one 16-element block at a time, with the qf::EncodeE4M3 / EncodeE2M1 scalar
+// codecs and Model Optimizer's float32 export arithmetic operation by operation (the formulas and
+// their sources are in nvfp4_reference.cc and docs/FORMATS.md "NVFP4"). Deliberately plain: no
+// SIMD, no threads, no shortcuts.
+#pragma once
+
+#include <span>
+
+#include "quantforge/quantize.h"
+
+namespace qf {
+
+// Same contract as QuantizeNvfp4 (quantize.h): throws qf::Error on empty tensors, NaN / Inf
+// (naming the first bad index), unsupported dtypes and a global_amax override below the
+// tensor's own amax.
+Nvfp4Tensor ReferenceQuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options);
+
+// out.size() must be rows * cols; value = (DecodeE2M1(code) * DecodeE4M3(scale)) * global_scale.
+void ReferenceDequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out);
+
+// The per-block loss of the scale search: sum over the 16 elements of (w - deq)^2 in float32,
+// added in the fixed tree order p[i] = e[i] + e[i+8], r[i] = p[i] + p[i+4], t[i] = r[i] + r[i+2],
+// loss = t[0] + t[1], which every SIMD width reproduces bit for bit.
+float ReferenceBlockLoss(std::span<const float, 16> squared_errors);
+
+}  // namespace qf
