@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+
+#include "src/util/log.h"
 
 namespace qf::model {
 namespace {
@@ -25,6 +28,26 @@ void Gemm(CBLAS_TRANSPOSE trans_b, int64_t m, int64_t n, int64_t k, const float*
 }
 
 }  // namespace
+
+std::string BlasCoreName() {
+  const char* name = openblas_get_corename();
+  return name != nullptr ? name : "";
+}
+
+void WarnIfSlowBlasCore() {
+  static std::once_flag once;  // one warning per process, not per model load
+  std::call_once(once, [] {
+    const std::string core = BlasCoreName();
+    const bool sse_only = core == "Prescott" || core == "Core2" || core == "Nehalem" ||
+                          core == "Penryn" || core == "Dunnington" || core == "Atom";
+    if (!sse_only || !__builtin_cpu_supports("avx2")) return;
+    log::Warn(
+        "OpenBLAS chose its '{}' (SSE) kernels on a CPU with {}: GEMMs run several times "
+        "slower than they could; set OPENBLAS_CORETYPE={} before starting quantforge",
+        core, __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2",
+        __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+  });
+}
 
 void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
             int64_t ldb, float* c, int64_t ldc) {

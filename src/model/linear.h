@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "src/util/aligned_buffer.h"
@@ -16,6 +17,14 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
 // C[m, n] = A[m, k] * B[k, n] (row-major): attention's probabilities times V.
 void GemmNN(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
             int64_t ldb, float* c, int64_t ldc);
+
+// The CPU kernel family OpenBLAS chose at load time ("Haswell", "SkylakeX", ...). On virtual
+// machines whose CPUID model is generic ("Intel Xeon Processor"), OpenBLAS 0.3.21's DYNAMIC_ARCH
+// falls back to "Prescott" (SSE3) kernels, several times slower than the AVX2 / AVX-512 ones
+// the CPU has; the environment variable OPENBLAS_CORETYPE=SkylakeX (or Haswell) overrides it.
+std::string BlasCoreName();
+// Logs a warning once when BlasCoreName() is an SSE-only kernel on a CPU with AVX2.
+void WarnIfSlowBlasCore();
 
 // Process-wide GEMM accounting for the benchmark (GEMM share of time, GFLOP/s). Not used for any
 // result; relaxed atomics.

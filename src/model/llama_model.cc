@@ -75,6 +75,7 @@ class LlamaModel final : public Model {
  public:
   LlamaModel(const ModelConfig& config, const WeightSource& source, ThreadPool* pool)
       : config_(config), pool_(pool) {
+    WarnIfSlowBlasCore();
     const int64_t hidden = config.hidden_size;
     embed_ = LoadF32(source, "model.embed_tokens.weight", {config.vocab_size, hidden});
     const std::vector<double> inv_freq =

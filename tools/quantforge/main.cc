@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     actions.emplace_back(app.get_subcommands({}).size() - 1, std::move(action));
   };
   add(qf::cli::RegisterDemo(app));
+  add(qf::cli::RegisterEval(app));
 
   try {
     app.parse(argc, argv);

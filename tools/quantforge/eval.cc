@@ -1,0 +1,130 @@
+// `quantforge eval`: perplexity and mean NLL (natural log) of a checkpoint on a text or token
+// file, over non-overlapping sequences of --seq-len tokens (convention in quantforge/eval.h).
+// With --json the last line of stdout is one JSON object: nll, perplexity, tokens, sequences,
+// seq_len, bos, seconds, tokens_per_second, model, data, tokenizer.
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "quantforge/error.h"
+#include "quantforge/eval.h"
+#include "quantforge/model.h"
+#include "quantforge/tokenizer.h"
+#include "tools/quantforge/commands.h"
+
+namespace qf::cli {
+namespace {
+
+struct EvalFlags {
+  std::string model_dir;
+  std::string data_path;
+  std::string tokenizer_path;
+  int64_t seq_len = 0;
+  int64_t max_tokens = 0;
+  int64_t batch_tokens = 4096;
+  bool no_bos = false;
+  bool json = false;
+};
+
+int RunEval(const EvalFlags& flags, Context& context) {
+  std::unique_ptr<Model> model = Model::LoadDir(flags.model_dir, context.pool.get());
+  const ModelConfig& config = model->config();
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!flags.tokenizer_path.empty()) {
+    tokenizer = LoadTokenizerFile(flags.tokenizer_path);
+  } else {
+    try {
+      tokenizer = FindTokenizer(flags.model_dir);
+    } catch (const Error&) {
+      // No tokenizer: fine for input_ids data; LoadEvalData says so for text.
+    }
+  }
+  if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
+    throw Error(tokenizer->Describe() + " has " + std::to_string(tokenizer->VocabSize()) +
+                " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
+  }
+  const EvalData data = LoadEvalData(flags.data_path, tokenizer.get());
+
+  EvalOptions options;
+  options.seq_len =
+      flags.seq_len > 0 ? flags.seq_len : std::min<int64_t>(512, config.max_position_embeddings);
+  options.max_tokens = flags.max_tokens;
+  options.batch_tokens = flags.batch_tokens;
+  if (!flags.no_bos) {
+    if (tokenizer) {
+      options.bos_id = tokenizer->BosId();
+    } else if (config.bos_token_id) {
+      options.bos_id = static_cast<int32_t>(*config.bos_token_id);
+    }
+  }
+  if (context.is_terminal) {
+    options.progress = [](const EvalProgress& p) {
+      std::fprintf(stderr, "\reval: %lld/%lld sequences, %lld tokens, %.0f tokens/s   ",
+                   static_cast<long long>(p.sequences_done),
+                   static_cast<long long>(p.sequences_total),
+                   static_cast<long long>(p.tokens_done),
+                   p.seconds > 0 ? static_cast<double>(p.tokens_done) / p.seconds : 0.0);
+      std::fflush(stderr);
+    };
+  }
+  const EvalResult result = EvaluatePerplexity(*model, data.tokens, options);
+  if (context.is_terminal) std::fprintf(stderr, "\n");
+
+  const double tokens_per_second =
+      result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0.0;
+  fmt::print("model      {}\ndata       {} ({} data tokens, {} documents)\n", flags.model_dir,
+             flags.data_path, data.tokens.size(), data.num_documents);
+  fmt::print("tokenizer  {}\n", tokenizer ? tokenizer->Describe() : "none (input_ids)");
+  fmt::print("sequences  {} x {} tokens{}\n", result.sequences, options.seq_len,
+             options.bos_id ? fmt::format(" (BOS {} + {} data tokens)", *options.bos_id,
+                                          options.seq_len - 1)
+                            : "");
+  fmt::print("tokens     {} predicted\nnll        {:.6f}\nperplexity {:.4f}\n", result.tokens,
+             result.nll, result.perplexity);
+  fmt::print("time       {:.2f} s ({:.0f} tokens/s)\n", result.seconds, tokens_per_second);
+  if (flags.json) {
+    nlohmann::json json = {{"nll", result.nll},
+                           {"perplexity", result.perplexity},
+                           {"tokens", result.tokens},
+                           {"sequences", result.sequences},
+                           {"seq_len", options.seq_len},
+                           {"bos", options.bos_id ? nlohmann::json(*options.bos_id) : nullptr},
+                           {"seconds", result.seconds},
+                           {"tokens_per_second", tokens_per_second},
+                           {"model", flags.model_dir},
+                           {"data", flags.data_path},
+                           {"tokenizer", tokenizer ? tokenizer->Describe() : ""}};
+    fmt::print("{}\n", json.dump());
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+Action RegisterEval(CLI::App& app) {
+  auto flags = std::make_shared<EvalFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "eval", "Perplexity and mean NLL of a checkpoint on text, JSONL text or JSONL input_ids");
+  sub->add_option("--model", flags->model_dir, "Hugging Face model directory")->required();
+  sub->add_option("--data", flags->data_path,
+                  "Plain text, JSONL with \"text\", or JSONL with \"input_ids\"")
+      ->required();
+  sub->add_option("--tokenizer", flags->tokenizer_path,
+                  "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
+                  "--model)");
+  sub->add_option("--seq-len", flags->seq_len,
+                  "Tokens per sequence, BOS included (default: min(512, context))");
+  sub->add_option("--max-tokens", flags->max_tokens,
+                  "Use at most this many data tokens, whole sequences only (0: all)");
+  sub->add_option("--batch-tokens", flags->batch_tokens,
+                  "Tokens per forward pass (sequences per batch = this / seq-len, at least 1)")
+      ->default_val(4096);
+  sub->add_flag("--no-bos", flags->no_bos, "Do not prepend BOS to each sequence");
+  sub->add_flag("--json", flags->json, "Print one JSON object as the last line of stdout");
+  return [flags](Context& context) { return RunEval(*flags, context); };
+}
+
+}  // namespace qf::cli
