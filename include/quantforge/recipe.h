@@ -41,8 +41,9 @@ enum class NumBits : uint8_t {
 };
 
 // `block_sizes.scale_bits`: how each block's scale is stored. kNone: not quantized (kept in the
-// compute dtype; ModelOpt's default).
-enum class ScaleBits : uint8_t { kNone, kE4M3, kE8M0 };
+// compute dtype; ModelOpt's default). kOther: a legal ModelOpt value (an integer width or another
+// (E, M) pair) that no format quantforge writes uses.
+enum class ScaleBits : uint8_t { kNone, kE4M3, kE8M0, kOther };
 
 // `type` (top level or inside block_sizes): static scales are calibrated (and for NVFP4 weights
 // searched by mse / four-over-six / gptq) and baked in; dynamic ones are computed from the tensor
@@ -98,13 +99,13 @@ struct QuantFormat {
   bool enabled() const { return kind != QuantKind::kNone; }
 };
 
-std::string_view QuantKindName(QuantKind kind);  // "none", "nvfp4", "fp8", ... for messages
+std::string_view QuantKindName(QuantKind kind);         // "none", "nvfp4", "fp8", ... for messages
 std::string FormatToString(const QuantFormat& format);  // "nvfp4(static,4o6)", "fp8-per-tensor"
 
 struct QuantizerConfig {
   bool enabled = true;  // a ModelOpt quantizer that no rule touched is enabled INT8
   NumBits num_bits = NumBits::kInt;
-  int int_bits = 8;  // the width when num_bits == kInt
+  int int_bits = 8;         // the width when num_bits == kInt
   std::optional<int> axis;  // nullopt: per-tensor (`axis: null`); 0: per-channel
   std::optional<BlockSizes> block_sizes;
   ScaleType type = ScaleType::kStatic;  // the top-level `type` key
@@ -148,7 +149,7 @@ struct MseParams {  // mse and local_hessian; ModelOpt MseCalibConfig defaults
   bool fp8_scale_sweep = false;  // local_hessian defaults to true
 };
 
-struct GptqParams {  // ModelOpt GPTQCalibConfig defaults; kept for the GPTQ issue
+struct GptqParams {         // ModelOpt GPTQCalibConfig defaults; kept for the GPTQ issue
   double perc_damp = 0.01;  // also read from `percdamp`
   int block_size = 128;
   bool act_order = false;  // quantforge extension; ModelOpt has no act-order
@@ -168,7 +169,7 @@ struct AlgorithmConfig {
 // Rules and recipes
 
 struct QuantizerRule {
-  std::string quantizer_name;  // fnmatch glob over the full quantizer name
+  std::string quantizer_name;               // fnmatch glob over the full quantizer name
   std::optional<std::string> parent_class;  // e.g. "nn.Embedding"; rule applies to that class only
   std::optional<QuantizerConfig> cfg;       // full replacement of the quantizer's attributes
   std::optional<bool> enable;
@@ -241,8 +242,11 @@ struct TensorPlan {
   QuantFormat weight;    // <module>.weight_quantizer; kNone when left unquantized
   QuantFormat input;     // <module>.input_quantizer
   QuantFormat kv_cache;  // on <attn>.k_proj / v_proj weights: <attn>.k_bmm / v_bmm_quantizer
-  bool excluded = false;  // a linear weight left unquantized (rule, bad shape or unsupported)
-  std::string reason;     // why unquantized/excluded, e.g. "disabled by rule 14 '*lm_head*' (...)"
+  // The module belongs in the exporter's exclude_modules: a linear weight left unquantized (by
+  // a rule, or because its last dim is not a multiple of the block), an MoE router, or a
+  // stacked-experts tensor whose quantizer is disabled.
+  bool excluded = false;
+  std::string reason;  // why unquantized/excluded, e.g. "disabled by rule 14 '*lm_head*' (...)"
   // Modules an engine fuses into one GEMM must share weight_scale_2 and input_scale: q/k/v of
   // one attention, gate/up of one MLP or of ONE expert. Empty when the module has no sibling
   // present. (ModelOpt does not unify FP8 groups; the exporter decides per format.)
@@ -255,6 +259,7 @@ struct TensorPlan {
 // Decides every tensor. Throws qf::Error when the recipe's algorithm is not supported yet (gptq,
 // awq, ...: "not supported yet") so a pipeline refuses before reading weights. Unsupported
 // formats on enabled quantizers are per-tensor (QuantKind::kUnsupported with a reason).
-std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe, const std::vector<TensorDesc>& tensors);
+std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
+                                       const std::vector<TensorDesc>& tensors);
 
 }  // namespace qf
