@@ -128,7 +128,8 @@ Recipe LoadOne(std::string_view spec) {
     if (!in) throw Error("cannot open recipe file", {path.string()});
     std::ostringstream text;
     text << in.rdbuf();
-    const auto& doc = loader.Load(text.str(), path.string(), path.parent_path());
+    const auto& doc =
+        loader.Load(text.str(), path.string(), std::filesystem::absolute(path).parent_path());
     return recipe_internal::ParseRecipeDocument(loader, doc, path.string());
   }
   // ModelOpt config paths resolve too (e.g. configs/ptq/presets/kv/fp8_cast).

@@ -1,11 +1,12 @@
 // Loading YAML config files, resolving `imports:` / `$import`, and typed scalar reads that fail
 // with file and line.
 //
-// Import resolution: a path in `imports:` is tried relative to the importing file's folder (with
-// "", ".yaml", ".yml" appended), then in the built-in library (src/recipe/presets/, which holds
-// quantforge's restatement of ModelOpt's configs/numerics and configs/ptq/units snippets), so
-// ModelOpt recipe files that import `configs/numerics/nvfp4` load unchanged. Built-in configs
-// only import built-ins, so presets do not depend on the current directory.
+// Import resolution: a path in `imports:` is tried relative to the importing file's folder and
+// then each of its ancestors (with "", ".yaml", ".yml" appended; ModelOpt resolves against the
+// modelopt_recipes/ root), then in the built-in library (src/recipe/presets/, quantforge's
+// restatement of ModelOpt's configs/numerics and configs/ptq/units snippets), so ModelOpt recipe
+// files load unchanged whether or not a modelopt_recipes tree is around them. Built-in configs
+// and text parsed from memory only import built-ins, so presets never depend on the disk.
 #include "src/recipe/yaml_doc.h"
 
 #include <fstream>
@@ -93,9 +94,11 @@ const YamlDoc& YamlLoader::Load(std::string_view text, std::string file,
 
 const YamlDoc& YamlLoader::LoadPath(const YamlDoc& from, const YAML::Node& where,
                                     const std::string& path) {
-  if (!from.dir.empty()) {
+  // The importing file's folder, then its ancestors: ModelOpt resolves `huggingface/...` and
+  // `configs/...` against the modelopt_recipes/ root, which is an ancestor of any file in it.
+  for (std::filesystem::path dir = from.dir; !dir.empty(); dir = dir.parent_path()) {
     for (const char* ext : {"", ".yaml", ".yml"}) {
-      const std::filesystem::path candidate = from.dir / (path + ext);
+      const std::filesystem::path candidate = dir / (path + ext);
       std::error_code ec;
       if (!std::filesystem::is_regular_file(candidate, ec)) continue;
       const std::string key = std::filesystem::weakly_canonical(candidate, ec).string();
@@ -105,11 +108,12 @@ const YamlDoc& YamlLoader::LoadPath(const YamlDoc& from, const YAML::Node& where
       by_path_[key] = &doc;
       return doc;
     }
+    if (dir == dir.parent_path()) break;  // reached the root
   }
   const BuiltinConfig* builtin = FindBuiltinConfig(path);
   if (!builtin) {
     Fail(from, where,
-         "import path '" + path + "' is neither a file next to " + from.file +
+         "import path '" + path + "' is neither a file under the folders of " + from.file +
              " nor a built-in config (e.g. configs/numerics/nvfp4)");
   }
   const std::string key = "builtin:" + std::string(builtin->path);

@@ -175,6 +175,7 @@ class TempDir {
     std::ofstream(path_ / name) << text;
     return path_ / name;
   }
+  const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
@@ -209,6 +210,18 @@ quantize:
       recipe.Resolve("m.self_attn.q_proj.weight_quantizer").Format(QuantizerRole::kWeight).kind,
       QuantKind::kFp8PerTensor);
   EXPECT_FALSE(recipe.Resolve("lm_head.weight_quantizer").enabled);
+}
+
+// ModelOpt resolves `huggingface/...` imports against the modelopt_recipes/ root: an ancestor
+// of the importing file.
+TEST(LoaderTest, ImportsResolveAgainstAncestorFolders) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "units/deep/ptq");
+  dir.Write("units/deep/ptq/snippet.yaml", "- {quantizer_name: '*', enable: false}\n");
+  const std::filesystem::path recipe =
+      dir.Write("units/deep/ptq/recipe.yaml",
+                "imports: {s: units/deep/ptq/snippet}\nquant_cfg:\n  - $import: s\n");
+  EXPECT_EQ(LoadRecipe(recipe.string()).rules.size(), 1u);
 }
 
 TEST(LoaderTest, LegacyDictForms) {
