@@ -45,8 +45,12 @@ struct Data {
 };
 
 const Data& GetData(int64_t rows) {
-  static const Data small(256), large(4096);  // built once per process, read-only
-  return rows == 256 ? small : large;
+  if (rows == 256) {
+    static const Data small(256);  // built on first use, then read-only
+    return small;
+  }
+  static const Data large(4096);
+  return large;
 }
 
 ThreadPool* PoolFor(const benchmark::State& state) {

@@ -149,40 +149,125 @@ inline void UnpackBlockNibbles(const uint8_t* HWY_RESTRICT packed, uint8_t* HWY_
   std::memcpy(nibbles, pairs, kMxBlock);
 }
 
+// Codes of one 32-element block x, given 2^-e: E4M3 bytes, or E2M1 nibbles packed two per byte.
+template <bool kE2M1, bool kCeil>
+HWY_INLINE void EncodeMxBlock(const float* HWY_RESTRICT x, float inv_scale_value,
+                              uint8_t* HWY_RESTRICT block_codes) {
+  const hn::CappedTag<float, kMxBlock> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const size_t lanes = hn::Lanes(df);
+  const auto inv_scale = hn::Set(df, inv_scale_value);
+  if constexpr (!kE2M1) {
+    for (size_t j = 0; j < kMxBlock; j += lanes) {
+      StoreBytes(du, EncodeE4M3Vec(df, hn::Mul(hn::LoadU(df, x + j), inv_scale)), block_codes + j);
+    }
+  } else {
+#if HWY_TARGET == HWY_SCALAR
+    HWY_ALIGN uint8_t nibbles[kMxBlock];
+    for (size_t j = 0; j < kMxBlock; j += lanes) {
+      StoreBytes(du, EncodeE2M1Vec<kCeil>(df, hn::Mul(hn::LoadU(df, x + j), inv_scale)), nibbles + j);
+    }
+    PackBlockNibbles(nibbles, block_codes);
+#else
+    // Pack in registers: seen as 64-bit lanes, a pair of codes is even | odd << 32, so
+    // w | w >> 28 holds even | odd << 4 in its low 32 bits; ConcatEven keeps those halves of two
+    // vectors in element order, and one demotion stores 2 * lanes elements as lanes bytes.
+    const hn::Repartition<uint64_t, decltype(du)> du64;
+    const auto pack_pairs = [&](hn::Vec<decltype(du)> c) {
+      const auto w = hn::BitCast(du64, c);
+      return hn::BitCast(du, hn::Or(w, hn::ShiftRight<28>(w)));
+    };
+    for (size_t j = 0; j < kMxBlock; j += 2 * lanes) {
+      const auto lo = EncodeE2M1Vec<kCeil>(df, hn::Mul(hn::LoadU(df, x + j), inv_scale));
+      const auto hi = EncodeE2M1Vec<kCeil>(df, hn::Mul(hn::LoadU(df, x + j + lanes), inv_scale));
+      StoreBytes(du, hn::ConcatEven(du, pack_pairs(hi), pack_pairs(lo)), block_codes + j / 2);
+    }
+#endif
+  }
+}
+
+// Max of the magnitude bits of one block, still spread over the lanes of a vector.
+template <class DU>
+HWY_INLINE hn::Vec<DU> BlockMaxBits(DU du, const float* HWY_RESTRICT x) {
+  const hn::RebindToFloat<DU> df;
+  const auto abs_mask = hn::Set(du, 0x7FFFFFFFu);
+  auto max_bits = hn::Zero(du);
+  for (size_t j = 0; j < kMxBlock; j += hn::Lanes(du)) {
+    max_bits = hn::Max(max_bits, hn::And(hn::BitCast(du, hn::LoadU(df, x + j)), abs_mask));
+  }
+  return max_bits;
+}
+
 // One row of padded_cols (a multiple of 32) finite floats to codes and E8M0 scales. Returns the
 // maximum magnitude bits seen, so the caller can detect NaN / Inf (>= 0x7F800000) afterwards.
+//
+// Vector targets handle `lanes` blocks at a time: the per-block max vectors are folded into one
+// vector of block maxima (ConcatEven / ConcatOdd pairs keep the blocks in order), and the
+// exponents come from those bits without a division: with amax = M * 2^k (1 <= M < 2),
+//   floor rule: e = k - emax_elem (a binary32 subnormal amax gives e <= -129, clamped to -127);
+//   ceil rule:  e = k - emax_elem + (M > 1.5 for E2M1, M > 1.75 for E4M3), the exact
+//               ceil(log2(amax / max_elem)). It equals the binary32-descale rule of
+//               MxBlockExponent whenever the descale is normal (the quotients next to a power of
+//               two are more than half an ulp away from it), so only blocks with
+//               amax < max_elem * 2^-125 take MxBlockExponent itself.
+// Leftover blocks (fewer than `lanes`) and the SCALAR target use MxBlockExponent per block.
 template <bool kE2M1, bool kCeil>
 uint32_t QuantizeMxRowT(const float* HWY_RESTRICT row, size_t padded_cols,
                         uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
   const hn::CappedTag<float, kMxBlock> df;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const size_t lanes = hn::Lanes(df);
-  const auto abs_mask = hn::Set(du, 0x7FFFFFFFu);
+  const size_t num_blocks = padded_cols / kMxBlock;
+  const size_t codes_per_block = kE2M1 ? kMxBlock / 2 : kMxBlock;
   uint32_t row_max_bits = 0;
-  for (size_t b = 0; b < padded_cols / kMxBlock; ++b) {
-    const float* HWY_RESTRICT x = row + b * kMxBlock;
-    auto max_bits = hn::Zero(du);
-    for (size_t j = 0; j < kMxBlock; j += lanes) {
-      max_bits = hn::Max(max_bits, hn::And(hn::BitCast(du, hn::LoadU(df, x + j)), abs_mask));
+  size_t b = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t group = hn::Lanes(du);  // blocks per group, a power of two
+  constexpr size_t kMaxGroup = hn::MaxLanes(du);
+  constexpr int kEmax = kE2M1 ? 2 : 8;
+  const uint32_t fraction_threshold = kE2M1 ? 0x400000u : 0x600000u;  // M = 1.5 or 1.75
+  const uint32_t small_amax = std::bit_cast<uint32_t>((kE2M1 ? 6.0f : 448.0f) * Pow2(-125));
+  auto row_max = hn::Zero(du);
+  for (; b + group <= num_blocks; b += group) {
+    hn::Vec<decltype(du)> m[kMaxGroup];
+    for (size_t g = 0; g < group; ++g) m[g] = BlockMaxBits(du, row + (b + g) * kMxBlock);
+    for (size_t count = group; count > 1; count /= 2) {
+      for (size_t i = 0; i < count / 2; ++i) {
+        m[i] = hn::Max(hn::ConcatEven(du, m[2 * i + 1], m[2 * i]),
+                       hn::ConcatOdd(du, m[2 * i + 1], m[2 * i]));
+      }
     }
-    const uint32_t amax_bits = hn::GetLane(hn::MaxOfLanes(du, max_bits));
+    const auto amax = m[0];  // lane g: the amax bits of block b + g
+    row_max = hn::Max(row_max, amax);
+    auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(amax)), hn::Set(di, 127 + kEmax));
+    if (kCeil) {
+      const auto fraction = hn::And(amax, hn::Set(du, 0x7FFFFFu));
+      const auto above = hn::RebindMask(di, hn::Gt(fraction, hn::Set(du, fraction_threshold)));
+      e = hn::Sub(e, hn::VecFromMask(di, above));  // the mask is -1
+    }
+    e = hn::Min(hn::Max(e, hn::Set(di, -127)), hn::Set(di, 127));
+    HWY_ALIGN int32_t exponents[kMaxGroup];
+    HWY_ALIGN uint32_t amax_bits[kMaxGroup];
+    hn::Store(e, di, exponents);
+    hn::Store(amax, du, amax_bits);
+    for (size_t g = 0; g < group; ++g) {
+      int exponent = exponents[g];
+      if (kCeil && amax_bits[g] < small_amax) {
+        exponent = MxBlockExponent(amax_bits[g], kE2M1, kCeil);
+      }
+      scales[b + g] = static_cast<uint8_t>(exponent + 127);
+      EncodeMxBlock<kE2M1, kCeil>(row + (b + g) * kMxBlock, Pow2(-exponent),
+                                  codes + (b + g) * codes_per_block);
+    }
+  }
+  row_max_bits = hn::GetLane(hn::MaxOfLanes(du, row_max));
+#endif
+  for (; b < num_blocks; ++b) {
+    const uint32_t amax_bits = hn::GetLane(hn::MaxOfLanes(du, BlockMaxBits(du, row + b * kMxBlock)));
     row_max_bits = std::max(row_max_bits, amax_bits);
     const int exponent = MxBlockExponent(amax_bits, kE2M1, kCeil);
     scales[b] = static_cast<uint8_t>(exponent + 127);
-    const auto inv_scale = hn::Set(df, Pow2(-exponent));
-    if constexpr (kE2M1) {
-      HWY_ALIGN uint8_t nibbles[kMxBlock];
-      for (size_t j = 0; j < kMxBlock; j += lanes) {
-        const auto q = hn::Mul(hn::LoadU(df, x + j), inv_scale);
-        StoreBytes(du, EncodeE2M1Vec<kCeil>(df, q), nibbles + j);
-      }
-      PackBlockNibbles(nibbles, codes + b * kMxBlock / 2);
-    } else {
-      for (size_t j = 0; j < kMxBlock; j += lanes) {
-        const auto q = hn::Mul(hn::LoadU(df, x + j), inv_scale);
-        StoreBytes(du, EncodeE4M3Vec(df, q), codes + b * kMxBlock + j);
-      }
-    }
+    EncodeMxBlock<kE2M1, kCeil>(row + b * kMxBlock, Pow2(-exponent), codes + b * codes_per_block);
   }
   return row_max_bits;
 }

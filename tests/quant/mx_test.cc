@@ -2,7 +2,9 @@
 // (src/quant/mx_reference.cc) byte for byte on every target, on seeded random tensors of odd
 // shapes and every input dtype; 1 and 3 threads agree; hand-made blocks pin both scale rules
 // (powers of two, just above, zero, tiny amax, saturation, ties, signed zeros, packing).
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <limits>
 #include <string>
 #include <vector>
@@ -79,6 +81,44 @@ TEST_P(MxKernelTest, MatchesReferenceOnRandomTensors) {
           ExpectMatchesReference(f16_view, f16_decoded, e, r, nullptr, what + " F16");
         }
       }
+    }
+  }
+}
+
+TEST_P(MxKernelTest, SharedExponentMatchesReferenceForEveryAmax) {
+  // One block per amax: every positive finite BF16 value, and binary32 values within two ulps
+  // of 6 * 2^k and 448 * 2^k for every k (the ceil rule's boundaries, subnormal quotients
+  // included). Element 1 of each block is -amax / 3, the rest zero. Consecutive blocks mix
+  // magnitudes, so the vector path's groups hold both small-amax (reference fallback) and normal
+  // blocks.
+  std::vector<float> amaxes;
+  for (uint32_t b = 1; b < 0x7F80; ++b) amaxes.push_back(DecodeBF16(static_cast<uint16_t>(b)));
+  for (float c : {6.0f, 448.0f, 1.0f}) {
+    for (int k = -160; k <= 120; ++k) {
+      const float center = std::ldexp(c, k);
+      if (center == 0.0f || !std::isfinite(center)) continue;
+      float lo = center, hi = center;
+      amaxes.push_back(center);
+      for (int step = 0; step < 2; ++step) {
+        lo = std::nextafter(lo, 0.0f);
+        hi = std::nextafter(hi, INFINITY);
+        if (lo > 0.0f) amaxes.push_back(lo);
+        if (std::isfinite(hi)) amaxes.push_back(hi);
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  std::shuffle(amaxes.begin(), amaxes.end(), rng);
+  const int64_t cols = 32 * 64;
+  const int64_t rows = (static_cast<int64_t>(amaxes.size()) + 63) / 64;
+  std::vector<float> v(rows * cols, 0.0f);
+  for (size_t i = 0; i < amaxes.size(); ++i) {
+    v[i * 32] = amaxes[i];
+    v[i * 32 + 1] = -amaxes[i] / 3.0f;
+  }
+  for (MxElement e : kElements) {
+    for (MxScaleRule r : kRules) {
+      ExpectMatchesReference(MakeView(v, {rows, cols}), v, e, r, nullptr, Name(e, r) + " amax sweep");
     }
   }
 }
