@@ -1,9 +1,12 @@
 // CopyAuxiliaryFiles: carries config, generation config, tokenizer and remote-code files of a
 // checkpoint into the output, leaving out the weights (the output writes its own).
+#include <algorithm>
 #include <system_error>
+#include <vector>
 
 #include "quantforge/checkpoint.h"
 #include "quantforge/error.h"
+#include "src/io/file_io.h"
 
 namespace qf {
 
@@ -22,7 +25,10 @@ void CopyTree(const fs::path& from, const fs::path& to) {
   std::error_code ec;
   fs::directory_iterator it(from, ec);
   if (ec) throw Error("cannot list directory: " + ec.message(), {from.string()});
-  for (const fs::directory_entry& entry : it) {
+  // Sorted, so that copies and any error happen in the same order on every file system.
+  std::vector<fs::directory_entry> entries(fs::begin(it), fs::end(it));
+  std::sort(entries.begin(), entries.end());
+  for (const fs::directory_entry& entry : entries) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.front() == '.' || IsWeightFile(name)) continue;
     const fs::file_status status = fs::status(entry.path(), ec);  // follows symlinks
@@ -34,12 +40,8 @@ void CopyTree(const fs::path& from, const fs::path& to) {
       if (ec) throw Error("cannot create directory: " + ec.message(), {(to / name).string()});
       CopyTree(entry.path(), to / name);
     } else if (fs::is_regular_file(status)) {
-      // copy_file reads through symlinks (the Hugging Face cache links files to blobs).
-      fs::copy_file(entry.path(), to / name, fs::copy_options::none, ec);
-      if (ec) {
-        throw Error("cannot copy from " + entry.path().string() + ": " + ec.message(),
-                    {(to / name).string()});
-      }
+      // Opening the path reads through symlinks (the Hugging Face cache links files to blobs).
+      io::CopyFileContents(entry.path().string(), (to / name).string());
     }
   }
 }

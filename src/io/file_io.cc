@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "quantforge/error.h"
 
@@ -107,6 +108,30 @@ void OutputFile::Close() {
   if (fd_ < 0) return;
   const int rc = ::close(std::exchange(fd_, -1));
   if (rc != 0 && errno != EINTR) throw Error("close failed: " + ErrnoMessage(errno), {path_});
+}
+
+void CopyFileContents(const std::string& from, const std::string& to) {
+  const int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open for reading: " + ErrnoMessage(errno), {from});
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error("cannot stat: " + ErrnoMessage(errno), {from});
+  OutputFile out(to);
+  out.Reserve(static_cast<uint64_t>(st.st_size));
+  std::vector<std::byte> buffer(1 << 20);
+  uint64_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("read failed: " + ErrnoMessage(errno), {from, {}, offset});
+    if (n == 0) break;
+    out.WriteAt(offset, std::span(buffer.data(), static_cast<size_t>(n)));
+    offset += static_cast<uint64_t>(n);
+  }
+  out.Close();
 }
 
 void WriteSmallFile(const std::string& path, std::string_view contents) {

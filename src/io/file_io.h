@@ -57,6 +57,9 @@ class OutputFile {
   int fd_ = -1;
 };
 
+// Copies the contents of `from` (following symlinks) into the new file `to` through a 1 MiB
+// buffer. Done by hand because libstdc++'s copy_file (sendfile) reports a full disk as EIO.
+void CopyFileContents(const std::string& from, const std::string& to);
 // Writes a whole small file (index, JSON) with O_EXCL and fsyncs it.
 void WriteSmallFile(const std::string& path, std::string_view contents);
 // fsync of a directory, so renames and new entries inside it are durable.

@@ -1,7 +1,9 @@
 // OutputTransaction, cancellation, write errors and CopyAuxiliaryFiles: after every failure the
 // parent directory holds exactly what it held before (nothing left behind), and the input is
 // never changed.
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -155,6 +157,53 @@ TEST(OutputTransaction, WriteErrorsNameTheFileAndLeaveNothing) {
   EXPECT_TRUE(ListDir(scratch.path()).empty());
 }
 
+// A real full disk: a 64 KiB tmpfs mounted in a private mount namespace of a child process
+// (needs CAP_SYS_ADMIN, so it skips elsewhere). The checkpoint's reservation and an auxiliary
+// file copy each fail with ENOSPC naming the file, and the tmpfs is left empty.
+TEST(OutputTransaction, DiskFullNamesTheFileAndLeavesNothing) {
+  ScratchDir scratch;
+  WriteFile(scratch / "config.json", std::string(128 << 10, 'c'));
+  const fs::path mnt = scratch / "mnt";
+  fs::create_directory(mnt);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Private propagation first, so the mount never shows up outside this child.
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0) {
+      std::_Exit(77);
+    }
+    const auto failed_with_enospc = [](const Error& e, const char* file) {
+      const std::string message = e.what();
+      return message.find(file) != std::string::npos &&
+             message.find("No space left on device") != std::string::npos;
+    };
+    int code = 0;
+    try {
+      OutputTransaction transaction(mnt / "out", false);
+      CheckpointWriter writer(transaction.Dir(), {{"w", DType::kF32, {64 << 10}}});
+      code |= 1;
+    } catch (const Error& e) {
+      if (!failed_with_enospc(e, "model.safetensors")) code |= 2;
+    }
+    try {
+      OutputTransaction transaction(mnt / "out", false);
+      CopyAuxiliaryFiles(scratch.path(), transaction.Dir());
+      code |= 4;
+    } catch (const Error& e) {
+      if (!failed_with_enospc(e, "config.json")) code |= 8;
+    }
+    if (!ListDir(mnt).empty()) code |= 16;
+    std::_Exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot mount a small tmpfs here (needs CAP_SYS_ADMIN)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1/4 no error, 2/8 wrong message, 16 left behind";
+  EXPECT_TRUE(ListDir(mnt).empty());
+}
+
 TEST(CopyAuxiliaryFiles, CopiesEverythingButWeightsAndChangesNothing) {
   ScratchDir scratch;
   const fs::path from = scratch / "in";
@@ -188,7 +237,7 @@ TEST(CopyAuxiliaryFiles, CopiesEverythingButWeightsAndChangesNothing) {
   EXPECT_EQ(ListDir(from), before);
   EXPECT_EQ(ReadFile(from / "config.json"), "config.json");
   // A second copy onto existing files is an error naming the file, not a silent overwrite.
-  ExpectError([&] { CopyAuxiliaryFiles(from, to); }, {"cannot copy"});
+  ExpectError([&] { CopyAuxiliaryFiles(from, to); }, {(to / "chat_template.jinja").string(), "cannot create: File exists"});
 }
 
 }  // namespace
