@@ -48,7 +48,37 @@ size_t MatchClass(std::string_view pattern, size_t pos, char c, bool* matched) {
 
 // Iterative wildcard matching with single-star backtracking: a later `*` supersedes an earlier
 // one, which is sufficient because `*` matches any run of characters.
+// Patterns made of literals and stars only (nearly every rule) match greedily: the first piece
+// is a prefix, the last a suffix, and the pieces between are found leftmost-first in order, which
+// is exact for star-only globs and runs on memchr-accelerated find.
+bool MatchStarsOnly(std::string_view pattern, std::string_view name) {
+  size_t first_star = pattern.find('*');
+  if (first_star == std::string_view::npos) return pattern == name;
+  const size_t last_star = pattern.rfind('*');
+  const std::string_view head = pattern.substr(0, first_star);
+  const std::string_view tail = pattern.substr(last_star + 1);
+  if (name.size() < head.size() + tail.size()) return false;
+  if (name.substr(0, head.size()) != head) return false;
+  if (name.substr(name.size() - tail.size()) != tail) return false;
+  size_t pos = head.size();
+  const size_t limit = name.size() - tail.size();
+  for (size_t begin = first_star + 1; begin < last_star;) {
+    const size_t end = pattern.find('*', begin);
+    const std::string_view piece = pattern.substr(begin, end - begin);
+    if (!piece.empty()) {
+      const size_t found = name.substr(0, limit).find(piece, pos);
+      if (found == std::string_view::npos) return false;
+      pos = found + piece.size();
+    }
+    begin = end + 1;
+  }
+  return true;
+}
+
 bool Match(std::string_view pattern, std::string_view name) {
+  if (pattern.find_first_of("?[") == std::string_view::npos) {
+    return MatchStarsOnly(pattern, name);
+  }
   size_t p = 0, n = 0;
   size_t star_p = std::string_view::npos, star_n = 0;
   while (n < name.size()) {
@@ -108,9 +138,18 @@ bool GlobMatch(std::string_view pattern, std::string_view name) {
 
 namespace recipe_internal {
 
+bool GlobMatchUnchecked(std::string_view pattern, std::string_view name) {
+  return Match(pattern, name);
+}
+
 // Regex (weight_quantizers?|input_quantizers?)\.\d+(?=$|\.) replaced by the singular base.
 std::optional<std::string> NormalizeFusedExpertsName(std::string_view name) {
   static constexpr std::string_view kBases[] = {"weight_quantizer", "input_quantizer"};
+  // Fast path: ordinary names (`...weight_quantizer` at the end) never change.
+  if (name.find("quantizers.") == std::string_view::npos &&
+      name.find("quantizer.") == std::string_view::npos) {
+    return std::nullopt;
+  }
   std::string out;
   bool changed = false;
   size_t i = 0;

@@ -157,15 +157,16 @@ std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
                   "' is not supported yet (quantforge implements max and mse)");
     }
   }
-  std::unordered_set<std::string_view> names;
-  for (const TensorDesc& tensor : tensors) names.insert(tensor.name);
-  auto has_experts_next_to = [&](std::string_view parent) {
-    const std::string prefix = Join(parent, "experts.");
-    for (std::string_view name : names) {
-      if (name.substr(0, prefix.size()) == prefix) return true;
+  // Modules that hold an `experts` list ("<parent>" of "<parent>.experts.<...>"), for routers.
+  std::unordered_set<std::string_view> has_experts;
+  for (const TensorDesc& tensor : tensors) {
+    const std::string_view name = tensor.name;
+    for (size_t pos = name.find("experts."); pos != std::string_view::npos;
+         pos = name.find("experts.", pos + 1)) {
+      if (pos == 0) has_experts.insert(std::string_view());
+      if (pos > 0 && name[pos - 1] == '.') has_experts.insert(name.substr(0, pos - 1));
     }
-    return false;
-  };
+  }
 
   // Pass 1: classify, so pass 2 can see which sibling linears exist.
   std::vector<TensorPlan> plans(tensors.size());
@@ -207,7 +208,7 @@ std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
       plan.reason = "embedding table";
     } else if (module_leaf.find("norm") != std::string_view::npos) {
       plan.reason = "normalisation weight";
-    } else if (In(module_leaf, kRouterModules) && has_experts_next_to(parent)) {
+    } else if (In(module_leaf, kRouterModules) && has_experts.count(parent)) {
       plan.excluded = true;  // ModelOpt export lists routers in exclude_modules
       plan.reason = "MoE router: never quantized";
     } else {

@@ -30,6 +30,10 @@ std::span<const PresetEntry> PresetTable();
 // Case-insensitive; `_CFG` / `_CONFIG` may be left out.
 const PresetEntry* FindPreset(std::string_view name);
 
+// GlobMatch without the pattern check, for rule resolution in hot loops. Safe on any pattern (an
+// unclosed '[' simply never matches a character); the loader validates patterns up front.
+bool GlobMatchUnchecked(std::string_view pattern, std::string_view name);
+
 // ModelOpt conversion.py::_normalize_fused_experts_quantizer_name: a fused-experts module keeps
 // one quantizer per expert in a ModuleList (`gate_up_proj_weight_quantizers.3`); the per-expert
 // index is dropped and the plural made singular so `*weight_quantizer` globs match.

@@ -18,22 +18,28 @@ ResolvedQuantizer Recipe::ResolveWithSource(std::string_view quantizer_name,
                                             std::string_view parent_class) const {
   const std::optional<std::string> normalized =
       recipe_internal::NormalizeFusedExpertsName(quantizer_name);
-  ResolvedQuantizer result;  // the default TensorQuantizer: enabled, INT8, per-tensor
+  // Only the last matching cfg rule's attributes survive, so remember its index and copy once.
+  int cfg_rule = -1;
+  bool enabled = true;  // the default TensorQuantizer: enabled, INT8, per-tensor
+  ResolvedQuantizer result;
   for (size_t i = 0; i < rules.size(); ++i) {
     const QuantizerRule& rule = rules[i];
     if (rule.parent_class && *rule.parent_class != parent_class) continue;
-    const bool matches = GlobMatch(rule.quantizer_name, quantizer_name) ||
-                         (normalized && GlobMatch(rule.quantizer_name, *normalized));
+    const bool matches =
+        recipe_internal::GlobMatchUnchecked(rule.quantizer_name, quantizer_name) ||
+        (normalized && recipe_internal::GlobMatchUnchecked(rule.quantizer_name, *normalized));
     if (!matches) continue;
     if (rule.cfg) {
       // Full replacement: unspecified attributes revert to their defaults.
-      result.config = *rule.cfg;
-      result.config.enabled = rule.enable.value_or(true);
+      cfg_rule = static_cast<int>(i);
+      enabled = rule.enable.value_or(true);
     } else if (rule.enable) {
-      result.config.enabled = *rule.enable;
+      enabled = *rule.enable;
     }
     result.decided_by = static_cast<int>(i);
   }
+  if (cfg_rule >= 0) result.config = *rules[static_cast<size_t>(cfg_rule)].cfg;
+  result.config.enabled = enabled;
   return result;
 }
 

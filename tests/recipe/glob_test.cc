@@ -3,6 +3,8 @@
 // quantizer-name normalisation.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "quantforge/error.h"
 #include "quantforge/recipe.h"
 #include "src/recipe/recipe_internal.h"
@@ -51,6 +53,44 @@ TEST(GlobTest, FnmatchSemantics) {
   for (const GlobCase& c : cases) {
     EXPECT_EQ(GlobMatch(c.pattern, c.name), c.match) << c.pattern << " vs " << c.name;
   }
+}
+
+// Independent reference: plain recursion over the fnmatch grammar (exponential in the worst case,
+// fine for the short strings below).
+bool ReferenceMatch(std::string_view p, std::string_view n) {
+  if (p.empty()) return n.empty();
+  if (p[0] == '*')
+    return ReferenceMatch(p.substr(1), n) || (!n.empty() && ReferenceMatch(p, n.substr(1)));
+  if (n.empty()) return false;
+  if (p[0] == '?') return ReferenceMatch(p.substr(1), n.substr(1));
+  if (p[0] == '[') {
+    const bool negate = p.size() > 1 && p[1] == '!';
+    const size_t close = p.find(']', negate ? 3 : 2);  // a ']' right after '[' / '[!' is literal
+    const std::string_view set = p.substr(negate ? 2 : 1, close - (negate ? 2 : 1));
+    const bool in = set.find(n[0]) != std::string_view::npos;
+    return in != negate && ReferenceMatch(p.substr(close + 1), n.substr(1));
+  }
+  return p[0] == n[0] && ReferenceMatch(p.substr(1), n.substr(1));
+}
+
+TEST(GlobTest, RandomPatternsAgreeWithReference) {
+  std::mt19937 rng(20261123);
+  const std::vector<std::string> atoms = {"a", "b", ".", "*", "*", "?", "[ab]", "[!a]", "[.]"};
+  const std::string letters = "ab.";
+  int mismatches = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string pattern, name;
+    const int pattern_atoms = static_cast<int>(rng() % 6);
+    for (int i = 0; i < pattern_atoms; ++i) pattern += atoms[rng() % atoms.size()];
+    const int name_len = static_cast<int>(rng() % 8);
+    for (int i = 0; i < name_len; ++i) name += letters[rng() % letters.size()];
+    if (pattern.empty()) continue;  // ValidateGlob rejects empty patterns
+    const bool expected = ReferenceMatch(pattern, name);
+    if (GlobMatch(pattern, name) != expected && ++mismatches <= 10) {
+      ADD_FAILURE() << "pattern '" << pattern << "' name '" << name << "' expected " << expected;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
 }
 
 TEST(GlobTest, UnclosedBracketIsAnError) {
