@@ -23,5 +23,6 @@ using Action = std::function<int(Context&)>;
 // Each Register* adds one subcommand to `app` and returns what to run when it was chosen.
 Action RegisterDemo(CLI::App& app);
 Action RegisterEval(CLI::App& app);
+Action RegisterGenerate(CLI::App& app);
 
 }  // namespace qf::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   };
   add(qf::cli::RegisterDemo(app));
   add(qf::cli::RegisterEval(app));
+  add(qf::cli::RegisterGenerate(app));
 
   try {
     app.parse(argc, argv);
