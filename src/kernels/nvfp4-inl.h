@@ -232,28 +232,40 @@ HWY_INLINE __m512 CombinePairs(__m512 a, __m512 b) {
   return kMax ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b);
 }
 
-// v[j] holds the 16 values of block j; returns lane j = max (kMax) or tree sum of block j.
+// w[m] holds blocks 2m (lanes 0-7) and 2m + 1 (lanes 8-15), each as 8 partial results whose
+// pairing continues the tree: lane i with lane i + 4, then i with i + 2, then the last pair.
+// Returns the 16 block results in the tree's lane order (lane 4c + k = block c + 4k); the
+// caller restores block order with ToBlockOrder (after combining two such results if needed).
 template <bool kMax>
-HWY_INLINE __m512 ReduceBlocks16(const __m512* v) {
-  __m512 w[8], z[4], t[2];
-  for (int m = 0; m < 8; ++m) {  // [b lo-chunks 0,1 | ...] + [chunks 2,3]: e[i] + e[i + 8]
-    w[m] = CombinePairs<kMax>(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  for (int m = 0; m < 4; ++m) {  // p[i] + p[i + 4]: z[m] holds blocks 4m .. 4m + 3, one per chunk
+HWY_INLINE __m512 ReducePairs8(const __m512* w) {
+  __m512 z[4], t[2];
+  for (int m = 0; m < 4; ++m) {  // lane i + lane i + 4: z[m] holds blocks 4m .. 4m + 3, a chunk each
     z[m] = CombinePairs<kMax>(_mm512_shuffle_f32x4(w[2 * m], w[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
                               _mm512_shuffle_f32x4(w[2 * m], w[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
   }
-  for (int m = 0; m < 2; ++m) {  // r[i] + r[i + 2]
+  for (int m = 0; m < 2; ++m) {  // lane i + lane i + 2 within each chunk
     t[m] = CombinePairs<kMax>(_mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                               _mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   }
-  // t[0] + t[1]; lane 4c + k then holds block c + 4k: permute back to block order.
-  const __m512 r = CombinePairs<kMax>(_mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                      _mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return CombinePairs<kMax>(_mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+HWY_INLINE __m512 ToBlockOrder(__m512 r) {
   const __m512i block_order =
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   return _mm512_permutexvar_ps(block_order, r);
+}
+
+// v[j] holds the 16 values of block j; returns lane j = max (kMax) or tree sum of block j.
+template <bool kMax>
+HWY_INLINE __m512 ReduceBlocks16(const __m512* v) {
+  __m512 w[8];
+  for (int m = 0; m < 8; ++m) {  // chunks 0, 1 with chunks 2, 3: e[i] + e[i + 8]
+    w[m] = CombinePairs<kMax>(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  return ToBlockOrder(ReducePairs8<kMax>(w));
 }
 
 // One block (one vector): E2M1 codes packed into the returned 8 bytes; with kLoss also the
@@ -325,6 +337,96 @@ HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelPar
                                     _mm512_load_si512(candidate_codes));
     best_hi = _mm512_mask_mov_epi64(best_hi, static_cast<__mmask8>(better >> 8),
                                     _mm512_load_si512(candidate_codes + 8));
+  }
+  _mm512_storeu_si512(codes, best_lo);
+  _mm512_storeu_si512(codes + 64, best_hi);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), _mm512_cvtepi32_epi8(best_scale));
+  if (chosen != nullptr) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(chosen), _mm512_cvtepi32_epi8(best_k));
+  }
+}
+
+// BF16 groups: one 512-bit load holds two blocks; (bits << 16) gives their even-indexed elements
+// and (bits & 0xFFFF0000) their odd ones, already as float32, without a lane shuffle. The code of
+// element 2k and 2k + 1 then sit in the same u32 lane, so packing is code_even | code_odd << 4 and
+// one truncating store of 16 bytes (block 2m, then 2m + 1). Losses: the even and odd halves of a
+// block are exactly the tree's two subtrees (t[0] over e[0, 2, .., 14], t[1] over the odd
+// elements), each reduced by ReducePairs8, then t[0] + t[1].
+HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
+                                  size_t num_candidates, uint8_t* HWY_RESTRICT codes,
+                                  uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
+  const hn::Full512<float> df;
+  const hn::Full512<uint32_t> du;
+  constexpr size_t kPairs = kNvfp4Group / 2;
+  hn::Vec512<float> even[kPairs], odd[kPairs];
+  __m512 w[kPairs];
+  const auto high_half = hn::Set(du, 0xFFFF0000u);
+  for (size_t m = 0; m < kPairs; ++m) {
+    const auto bits = hn::LoadU(du, reinterpret_cast<const uint32_t*>(in) + m * kNvfp4Block);
+    even[m] = hn::BitCast(df, hn::ShiftLeft<16>(bits));
+    odd[m] = hn::BitCast(df, hn::And(bits, high_half));
+    w[m] = hn::Max(hn::Abs(even[m]), hn::Abs(odd[m])).raw;
+  }
+  HWY_ALIGN float amax[kNvfp4Group];
+  _mm512_store_ps(amax, ToBlockOrder(ReducePairs8<true>(w)));
+  GroupScales group;
+  const __m512i pair_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const auto g = hn::Set(df, p.global_scale);
+  // Codes of pair m under the current candidate (16 bytes); with kLoss also squared errors.
+  const auto encode_pair = [&](size_t m, bool loss, __m512* e2_even, __m512* e2_odd) {
+    const __m512i lanes = _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(static_cast<int>(2 * m)));
+    const hn::Vec512<float> divisor{
+        _mm512_permutexvar_ps(lanes, _mm512_load_ps(group.divisor))};
+    const auto q_even = hn::Div(even[m], divisor);
+    const auto q_odd = hn::Div(odd[m], divisor);
+    hn::Vec512<float> mag_even, mag_odd;
+    const auto code_even = EncodeE2M1(df, q_even, &mag_even);
+    const auto code_odd = EncodeE2M1(df, q_odd, &mag_odd);
+    if (loss) {
+      const hn::Vec512<float> s{_mm512_permutexvar_ps(lanes, _mm512_load_ps(group.value))};
+      const auto zero = hn::Zero(df);
+      const auto v_even = hn::IfThenElse(hn::Lt(q_even, zero), hn::Neg(mag_even), mag_even);
+      const auto v_odd = hn::IfThenElse(hn::Lt(q_odd, zero), hn::Neg(mag_odd), mag_odd);
+      const auto err_even = hn::Sub(even[m], hn::Mul(hn::Mul(v_even, s), g));
+      const auto err_odd = hn::Sub(odd[m], hn::Mul(hn::Mul(v_odd, s), g));
+      *e2_even = hn::Mul(err_even, err_even).raw;
+      *e2_odd = hn::Mul(err_odd, err_odd).raw;
+    }
+    return _mm512_cvtepi32_epi8(hn::Or(code_even, hn::ShiftLeft<4>(code_odd)).raw);
+  };
+  if (num_candidates == 1) {
+    ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[0], &group);
+    for (size_t m = 0; m < kPairs; ++m) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + m * 16),
+                       encode_pair(m, false, nullptr, nullptr));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales),
+                     _mm512_cvtepi32_epi8(_mm512_load_si512(group.code)));
+    if (chosen != nullptr) std::memset(chosen, 0, kNvfp4Group);
+    return;
+  }
+  __m512 best_loss = _mm512_setzero_ps();
+  __m512i best_scale = _mm512_setzero_si512(), best_k = _mm512_setzero_si512();
+  __m512i best_lo = _mm512_setzero_si512(), best_hi = _mm512_setzero_si512();
+  HWY_ALIGN uint8_t candidate_codes[kNvfp4Group * 8];
+  for (size_t k = 0; k < num_candidates; ++k) {
+    ComputeGroupScales(df, amax, p, p.candidates[k], &group);
+    __m512 e2_even[kPairs], e2_odd[kPairs];
+    for (size_t m = 0; m < kPairs; ++m) {
+      _mm_store_si128(reinterpret_cast<__m128i*>(candidate_codes + m * 16),
+                      encode_pair(m, true, &e2_even[m], &e2_odd[m]));
+    }
+    const __m512 loss =
+        ToBlockOrder(_mm512_add_ps(ReducePairs8<false>(e2_even), ReducePairs8<false>(e2_odd)));
+    const __mmask16 better =
+        k == 0 ? static_cast<__mmask16>(0xFFFF) : _mm512_cmp_ps_mask(loss, best_loss, _CMP_LT_OQ);
+    best_loss = _mm512_mask_mov_ps(best_loss, better, loss);
+    best_scale = _mm512_mask_mov_epi32(best_scale, better, _mm512_load_si512(group.code));
+    best_k = _mm512_mask_mov_epi32(best_k, better, _mm512_set1_epi32(static_cast<int>(k)));
+    best_lo = _mm512_mask_mov_epi64(best_lo, static_cast<__mmask8>(better),
+                                    _mm512_load_si512(candidate_codes));
+    best_hi = _mm512_mask_mov_epi64(best_hi, static_cast<__mmask8>(better >> 8),
+                                    _mm512_load_si512(candidate_codes + 64));
   }
   _mm512_storeu_si512(codes, best_lo);
   _mm512_storeu_si512(codes + 64, best_hi);
