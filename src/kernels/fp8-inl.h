@@ -68,7 +68,7 @@ HWY_INLINE hn::Vec<hn::RebindToFloat<DU>> DecodeE4M3Vec(DU du, hn::Vec<DU> code)
 
 // Bytes of uint32 lanes that hold values 0..255.
 template <class DU>
-HWY_INLINE void StoreBytes(DU du, hn::Vec<DU> v, uint8_t* HWY_RESTRICT out) {
+HWY_INLINE void StoreBytes(DU /*du*/, hn::Vec<DU> v, uint8_t* HWY_RESTRICT out) {
   const hn::RebindToSigned<DU> di;
   const hn::Rebind<uint8_t, DU> d8;
   hn::StoreU(hn::DemoteTo(d8, hn::BitCast(di, v)), d8, out);

@@ -15,7 +15,6 @@
 
 #include "quantforge/error.h"
 #include "quantforge/quantize.h"
-#include "src/kernels/amax.h"
 #include "src/kernels/fp8_kernels.h"
 #include "src/quant/tensor_ops.h"
 
@@ -63,22 +62,27 @@ Fp8Tensor QuantizeFp8(const TensorView& tensor, Fp8Granularity granularity,
     return t;
   }
 
-  // Per channel: each row's amax is taken from the widened row, so the tensor is read once.
+  // Per channel: a row's amax is taken straight from the source data, then the row is widened
+  // and quantized in pieces of at most kScanChunkElements, so scratch stays small for long rows.
   t.scales.resize(static_cast<size_t>(t.rows));
   std::atomic<bool> non_finite{false};
   const Partition partition{static_cast<uint64_t>(t.rows), RowsPerTask(t.cols)};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
-    std::vector<float>& row = scratch[worker];
-    row.resize(t.cols);
+    std::vector<float>& values = scratch[worker];
     for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {
-      WidenElements(tensor, static_cast<int64_t>(r) * t.cols, row);
-      const AmaxResult row_amax = AmaxF32(row);
+      const int64_t row_begin = static_cast<int64_t>(r) * t.cols;
+      const AmaxResult row_amax = ElementsAmax(tensor, row_begin, t.cols);
       if (!row_amax.all_finite) {
         non_finite.store(true, std::memory_order_relaxed);
         continue;
       }
       t.scales[r] = Fp8Scale(amax.value_or(row_amax.amax));
-      QuantizeFp8Row(row, t.scales[r], std::span<uint8_t>(t.codes).subspan(r * t.cols, t.cols));
+      for (int64_t c = 0; c < t.cols; c += kScanChunkElements) {
+        const int64_t n = std::min(kScanChunkElements, t.cols - c);
+        values.resize(n);
+        WidenElements(tensor, row_begin + c, values);
+        QuantizeFp8Row(values, t.scales[r], std::span<uint8_t>(t.codes).subspan(row_begin + c, n));
+      }
     }
   });
   if (non_finite.load()) {

@@ -1,5 +1,5 @@
 // QuantizeMx / DequantizeMx (quantize.h): validation, zero padding to whole 32-element blocks,
-// threading over fixed groups of rows, and dispatch to the row kernels of src/kernels/mx_kernels.h.
+// threading over fixed runs of blocks (quantize) or rows (dequantize), and dispatch to the row kernels of src/kernels/mx_kernels.h.
 // The arithmetic is stated in mx_kernels.h and docs/FORMATS.md; mx_reference.cc is its scalar twin.
 #include <algorithm>
 #include <atomic>
@@ -15,6 +15,8 @@ namespace qf {
 namespace {
 
 constexpr uint32_t kInfBits = 0x7F800000u;
+// Blocks per quantization task: 2,048 blocks = 65,536 values. Depends on nothing but this constant.
+constexpr int64_t kBlocksPerTask = kScanChunkElements / kMxBlockSize;
 
 // Rows per task: about kScanChunkElements values, at least one row. Depends on the shape only.
 uint64_t RowsPerTask(int64_t cols) {
@@ -42,19 +44,34 @@ MxTensor QuantizeMx(const TensorView& tensor, MxElement element, MxScaleRule rul
 
   const bool e2m1 = element == MxElement::kE2M1;
   const bool ceil_rule = rule == MxScaleRule::kCeil;
-  const Partition partition{static_cast<uint64_t>(t.rows), RowsPerTask(t.padded_cols)};
+  const int64_t codes_per_block = e2m1 ? kMxBlockSize / 2 : kMxBlockSize;
+  // Tasks are fixed runs of blocks over the flattened [rows, blocks_per_row] grid, so a tensor
+  // with few long rows still spreads over the threads and the scratch stays small.
+  const Partition partition{static_cast<uint64_t>(t.rows * blocks_per_row),
+                            static_cast<uint64_t>(kBlocksPerTask)};
   const size_t num_workers = pool ? pool->NumWorkers() : 1;
   std::vector<std::vector<float>> scratch(num_workers);
   std::atomic<bool> non_finite{false};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
-    std::vector<float>& row = scratch[worker];
-    row.assign(t.padded_cols, 0.0f);  // the padding stays zero
-    for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {
-      WidenElements(tensor, static_cast<int64_t>(r) * t.cols, std::span<float>(row).first(t.cols));
+    std::vector<float>& values = scratch[worker];
+    values.resize(kBlocksPerTask * kMxBlockSize);
+    for (int64_t block = partition.Begin(task); block < static_cast<int64_t>(partition.End(task));) {
+      // The run of this task's blocks that lies in one row.
+      const int64_t r = block / blocks_per_row, first = block % blocks_per_row;
+      const int64_t num_blocks =
+          std::min<int64_t>(static_cast<int64_t>(partition.End(task)) - block, blocks_per_row - first);
+      const int64_t col_begin = first * kMxBlockSize;
+      const int64_t num_values = std::min(t.cols, col_begin + num_blocks * kMxBlockSize) - col_begin;
+      const std::span<float> run(values.data(), num_blocks * kMxBlockSize);
+      WidenElements(tensor, r * t.cols + col_begin, run.first(num_values));
+      std::fill(run.begin() + num_values, run.end(), 0.0f);  // zero padding of the last block
       const uint32_t max_bits = QuantizeMxRow(
-          row, e2m1, ceil_rule, std::span<uint8_t>(t.codes).subspan(r * codes_per_row, codes_per_row),
-          std::span<uint8_t>(t.scales).subspan(r * blocks_per_row, blocks_per_row));
+          run, e2m1, ceil_rule,
+          std::span<uint8_t>(t.codes).subspan(r * codes_per_row + first * codes_per_block,
+                                              num_blocks * codes_per_block),
+          std::span<uint8_t>(t.scales).subspan(r * blocks_per_row + first, num_blocks));
       if (max_bits >= kInfBits) non_finite.store(true, std::memory_order_relaxed);
+      block += num_blocks;
     }
   });
   if (non_finite.load()) {

@@ -49,8 +49,10 @@ float ElementAt(const TensorView& tensor, int64_t i) {
   }
 }
 
-AmaxResult ChunkAmax(const TensorView& tensor, int64_t begin, int64_t end) {
-  const size_t n = static_cast<size_t>(end - begin);
+}  // namespace
+
+AmaxResult ElementsAmax(const TensorView& tensor, int64_t begin, int64_t count) {
+  const size_t n = static_cast<size_t>(count);
   switch (tensor.dtype) {
     case DType::kF32:
       return AmaxF32({Floats(tensor) + begin, n});
@@ -60,6 +62,8 @@ AmaxResult ChunkAmax(const TensorView& tensor, int64_t begin, int64_t end) {
       return AmaxF16({Bits16(tensor) + begin, n});
   }
 }
+
+namespace {
 
 [[noreturn]] void ThrowNonFinite(const TensorView& tensor, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
@@ -112,8 +116,8 @@ float TensorAmax(const TensorView& tensor, ThreadPool* pool) {
                             static_cast<uint64_t>(kScanChunkElements)};
   std::vector<AmaxResult> partial(partition.NumTasks());
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
-    partial[task] = ChunkAmax(tensor, static_cast<int64_t>(partition.Begin(task)),
-                              static_cast<int64_t>(partition.End(task)));
+    partial[task] = ElementsAmax(tensor, static_cast<int64_t>(partition.Begin(task)),
+                                 static_cast<int64_t>(partition.End(task) - partition.Begin(task)));
   });
   float amax = 0.0f;
   for (uint64_t task = 0; task < partition.NumTasks(); ++task) {

@@ -144,6 +144,15 @@ TEST(Fp8Test, OneAndThreeThreadsGiveTheSameBytes) {
   }
 }
 
+TEST(Fp8Test, LongRowsMatchReference) {
+  // Per-channel rows longer than one 65,536-element piece (2 x 70,001), with 3 threads.
+  const std::vector<float> v = RandomValues(Distribution::kOutliers, 2 * 70001, 8);
+  ThreadPool three(3);
+  for (Fp8Granularity g : {Fp8Granularity::kPerTensor, Fp8Granularity::kPerChannel}) {
+    ExpectMatchesReference(MakeView(v, {2, 70001}), v, g, std::nullopt, &three, "long rows");
+  }
+}
+
 TEST(Fp8Test, HandMadeScales) {
   // amax 448: scale 1, every E4M3 value maps to itself.
   const std::vector<float> exact = {448.0f, -448.0f, 1.0f, -0.0f, 0.001953125f, 0.0f};

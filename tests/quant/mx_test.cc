@@ -174,6 +174,22 @@ TEST(MxTest, OneAndThreeThreadsGiveTheSameBytes) {
   }
 }
 
+TEST(MxTest, LongRowsSplitAcrossTasksMatchReference) {
+  // Tasks are runs of 2,048 blocks: 3 x 70,001 (2,188 blocks per row, the last one padded) puts
+  // task boundaries inside rows, and 1 x 200,001 is a single long row.
+  ThreadPool three(3);
+  for (const auto& shape : {std::pair<int64_t, int64_t>{3, 70001}, {1, 200001}}) {
+    const std::vector<float> v =
+        RandomValues(Distribution::kMixed, shape.first * shape.second, 77);
+    for (MxElement e : kElements) {
+      for (MxScaleRule r : kRules) {
+        ExpectMatchesReference(MakeView(v, {shape.first, shape.second}), v, e, r, &three,
+                               Name(e, r) + " long rows");
+      }
+    }
+  }
+}
+
 // One 32-element block: block[0] = amax_value, then `rest` (zeros after).
 std::vector<float> Block(float first, std::vector<float> rest = {}) {
   std::vector<float> b(32, 0.0f);
