@@ -237,7 +237,9 @@ struct TensorPlan {
   std::string tensor;  // the checkpoint tensor name
   std::string module;  // "<module>" of "<module>.weight"; empty for other tensors
   // A 2-D floating `<module>.weight` of a linear layer: it carries weight/input quantizers, and
-  // when left unquantized it belongs in the exporter's exclude_modules.
+  // when left unquantized it belongs in the exporter's exclude_modules. Also true for a stacked
+  // 3-D experts tensor (`<moe>.experts.gate_up_proj`, [E, ...]), whose weight is kUnsupported
+  // when the recipe enables it, so a pipeline that refuses kUnsupported refuses it too.
   bool is_linear_weight = false;
   QuantFormat weight;    // <module>.weight_quantizer; kNone when left unquantized
   QuantFormat input;     // <module>.input_quantizer

@@ -184,6 +184,7 @@ std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
       // `<experts>.<leaf>_weight_quantizers.N`, normalised to `<experts>.<leaf>_weight_quantizer`.
       const std::string stem = leaf == "weight" ? std::string(module) : std::string(tensor.name);
       plan.module = stem;
+      plan.is_linear_weight = true;  // decided here; pass 2 handles 2-D weights only
       const std::string quantizer = stem + "_weight_quantizer";
       const ResolvedQuantizer resolved = recipe.ResolveWithSource(quantizer, "nn.Linear");
       if (resolved.config.enabled) {
@@ -220,7 +221,7 @@ std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
   // Pass 2: quantizers, KV cache and groups of the linear weights.
   for (size_t t = 0; t < tensors.size(); ++t) {
     TensorPlan& plan = plans[t];
-    if (!plan.is_linear_weight) continue;
+    if (!plan.is_linear_weight || tensors[t].shape.size() != 2) continue;  // stacked: decided
     PlanLinear(recipe, tensors[t], &plan);
     const auto [parent, leaf] = SplitLast(plan.module);
     for (const KvProjection& kv : kKvProjections) {

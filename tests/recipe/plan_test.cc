@@ -148,6 +148,7 @@ TEST(PlanTest, MoeRoutersExpertsAndStackedExperts) {
             "model.layers.0.mlp.experts.*.down_proj");
 
   const TensorPlan& stacked = p["model.layers.1.mlp.experts.gate_up_proj"];
+  EXPECT_TRUE(stacked.is_linear_weight);
   EXPECT_EQ(stacked.weight.kind, QuantKind::kUnsupported);
   EXPECT_NE(stacked.reason.find("stacked 3-D expert"), std::string::npos);
   EXPECT_FALSE(p["model.layers.0.mlp.experts.0.up_proj.bias"].is_linear_weight);
