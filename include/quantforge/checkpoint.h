@@ -35,13 +35,17 @@ struct TensorInfo {
   uint64_t NumBytes() const { return data_end - data_begin; }
 };
 
-// A read-only view of a checkpoint. Every shard is opened O_RDONLY and mapped PROT_READ at Open
-// (virtual memory only: pages are read from disk on first touch, so Open costs the headers, not
-// the data). Resident memory grows as tensors are read; a streaming consumer calls
-// ReleasePages(info) after it is done with a tensor to drop its clean pages (madvise
-// MADV_DONTNEED) and so keeps RSS bounded by the tensors in flight. The object is movable, not
-// copyable; TensorViews point into the mappings and die with it. All const methods are safe to
-// call from several threads at once.
+// A read-only view of a checkpoint. Open opens every shard O_RDONLY and reads and validates
+// the headers (pread; no data is touched). View maps the tensor's bytes PROT_READ on first use
+// (zero-copy; pages are read from disk on first touch) and keeps that mapping until
+// ReleasePages(info), which unmaps it: both resident memory and address space then follow the
+// tensors in flight, not the checkpoint size, so a streaming consumer that releases each tensor
+// when done runs under an address-space limit (prlimit --as) far below the checkpoint. Views
+// obtained before ReleasePages(info) are invalid after it; View again to re-map. A consumer that
+// never releases holds one mapping per viewed tensor (Linux allows 65530 by default). The object
+// is movable, not copyable; TensorViews die with it. All const methods may be called from
+// several threads at once (mapping is guarded by a mutex), but a thread must not release a
+// tensor another thread is still reading.
 class Checkpoint {
  public:
   // `path` is either a .safetensors file or a directory holding model.safetensors.index.json
@@ -56,10 +60,11 @@ class Checkpoint {
   const std::vector<TensorInfo>& Tensors() const;
   // nullptr when absent.
   const TensorInfo* Find(std::string_view name) const;
-  // Zero-copy view into the mapping; `info` must come from this checkpoint.
+  // Zero-copy view of the tensor's bytes (mapped on first use); `info` must describe a tensor of
+  // this checkpoint (an entry of Tensors() or a copy of one). Throws qf::Error if mmap fails.
   TensorView View(const TensorInfo& info) const;
-  // Drops the resident pages of the tensor's bytes (page-aligned inward, so neighbours sharing a
-  // page stay). The mapping stays valid: a later View reads the pages again from disk.
+  // Unmaps the tensor (its pages leave resident memory and address space). Earlier views of it
+  // become invalid; a later View maps it again. A no-op for a tensor not mapped.
   void ReleasePages(const TensorInfo& info) const;
 
   // The directory holding the shards (the parent directory when Open was given a file).

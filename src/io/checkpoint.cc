@@ -1,8 +1,9 @@
 // qf::Checkpoint: opens a single safetensors file or a (sharded) Hugging Face checkpoint
-// directory, validates every header and the index, and serves zero-copy views into read-only
-// mappings.
+// directory, validates every header (read with pread) and the index, and serves zero-copy views
+// into read-only per-tensor mappings made on demand.
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -19,11 +20,30 @@ namespace fs = std::filesystem;
 struct Checkpoint::Impl {
   fs::path directory;
   std::vector<std::string> shard_files;
-  std::vector<std::unique_ptr<io::MappedFile>> shards;  // parallel to shard_files
+  std::vector<std::unique_ptr<io::InputFile>> shards;   // parallel to shard_files
   std::unordered_map<std::string, size_t> shard_index;  // file name -> position in shards
   std::vector<TensorInfo> tensors;                      // sorted by name
+  std::vector<size_t> shard_of;                         // parallel to tensors
   std::map<std::string, std::string> metadata;
   uint64_t total_bytes = 0;
+  // One mapping per viewed, not yet released tensor (parallel to tensors): address space and
+  // resident memory follow the tensors in flight, not the checkpoint size, so the process runs
+  // under an address-space limit (prlimit --as) far below the checkpoint.
+  std::mutex mapping_mutex;
+  std::vector<io::MappedRange> mappings;
+
+  // Position of `info` in tensors: by address for our own entries, by name for a copy.
+  size_t IndexOf(const TensorInfo& info) const {
+    if (!tensors.empty() && &info >= tensors.data() && &info < tensors.data() + tensors.size()) {
+      return static_cast<size_t>(&info - tensors.data());
+    }
+    const auto it = std::lower_bound(
+        tensors.begin(), tensors.end(), info.name,
+        [](const TensorInfo& t, const std::string& name) { return t.name < name; });
+    QF_CHECK(it != tensors.end() && it->name == info.name && it->file == info.file &&
+             it->data_begin == info.data_begin && it->data_end == info.data_end);
+    return static_cast<size_t>(it - tensors.begin());
+  }
 };
 
 namespace {
@@ -48,6 +68,18 @@ std::string ReadIndexFile(const fs::path& path) {
   text << in.rdbuf();
   if (!in) throw Error("cannot read index", {path.string()});
   return text.str();
+}
+
+// The first 8 + N bytes of a shard (N its header length), or fewer when N is over the cap or
+// past the end: the parser then reports which.
+std::vector<std::byte> ReadHeaderBytes(const io::InputFile& file) {
+  const uint64_t prefix = std::min<uint64_t>(file.size(), io::kHeaderLengthBytes);
+  std::vector<std::byte> bytes = file.Read(0, prefix);
+  if (prefix < io::kHeaderLengthBytes) return bytes;
+  uint64_t header_bytes = 0;
+  for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | static_cast<uint8_t>(bytes[i]);
+  if (header_bytes > io::kMaxHeaderBytes || header_bytes > file.size() - prefix) return bytes;
+  return file.Read(0, prefix + header_bytes);
 }
 
 // Resolves symlinks and checks the shard stays inside the checkpoint directory.
@@ -129,9 +161,9 @@ Checkpoint Checkpoint::Open(const fs::path& path) {
   std::map<std::string, std::string> seen_in;  // tensor -> shard, for duplicates across shards
   for (size_t s = 0; s < impl->shard_files.size(); ++s) {
     const std::string& shard = impl->shard_files[s];
-    auto mapped = std::make_unique<io::MappedFile>((impl->directory / shard).string());
-    const std::span<const std::byte> bytes = mapped->bytes();
-    io::ParsedHeader header = io::ParseSafetensorsHeader(bytes, bytes.size(), mapped->path());
+    auto file = std::make_unique<io::InputFile>((impl->directory / shard).string());
+    io::ParsedHeader header =
+        io::ParseSafetensorsHeader(ReadHeaderBytes(*file), file->size(), file->path());
     if (s == 0) impl->metadata = header.metadata;
     for (TensorInfo& info : header.tensors) {
       if (!shard_of.empty()) {
@@ -155,7 +187,7 @@ Checkpoint Checkpoint::Open(const fs::path& path) {
       impl->tensors.push_back(std::move(info));
     }
     impl->shard_index[shard] = s;
-    impl->shards.push_back(std::move(mapped));
+    impl->shards.push_back(std::move(file));
   }
   for (const auto& [tensor, shard] : shard_of) {
     if (!seen_in.contains(tensor)) {
@@ -165,6 +197,8 @@ Checkpoint Checkpoint::Open(const fs::path& path) {
   }
   std::sort(impl->tensors.begin(), impl->tensors.end(),
             [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
+  for (const TensorInfo& info : impl->tensors) impl->shard_of.push_back(impl->shard_index.at(info.file));
+  impl->mappings.resize(impl->tensors.size());
   return Checkpoint(std::move(impl));
 }
 
@@ -183,18 +217,21 @@ const TensorInfo* Checkpoint::Find(std::string_view name) const {
 }
 
 TensorView Checkpoint::View(const TensorInfo& info) const {
-  const auto shard = impl_->shard_index.find(info.file);
-  QF_CHECK(shard != impl_->shard_index.end());
-  const std::span<const std::byte> bytes = impl_->shards[shard->second]->bytes();
-  QF_CHECK(info.data_begin <= info.data_end && info.data_end <= bytes.size());
-  return TensorView{info.dtype, info.shape,
-                    bytes.subspan(info.data_begin, info.data_end - info.data_begin), info.name};
+  const size_t index = impl_->IndexOf(info);
+  std::lock_guard<std::mutex> lock(impl_->mapping_mutex);
+  io::MappedRange& mapping = impl_->mappings[index];
+  if (!mapping.mapped() && info.NumBytes() > 0) {
+    mapping = io::MappedRange(*impl_->shards[impl_->shard_of[index]], info.data_begin,
+                              info.data_end, info.name);
+  }
+  return TensorView{info.dtype, info.shape, mapping.bytes(), info.name};
 }
 
 void Checkpoint::ReleasePages(const TensorInfo& info) const {
-  const auto shard = impl_->shard_index.find(info.file);
-  QF_CHECK(shard != impl_->shard_index.end());
-  impl_->shards[shard->second]->ReleasePages(info.data_begin, info.data_end);
+  const size_t index = impl_->IndexOf(info);
+  io::MappedRange released;  // unmapped outside the lock
+  std::lock_guard<std::mutex> lock(impl_->mapping_mutex);
+  released = std::move(impl_->mappings[index]);
 }
 
 const fs::path& Checkpoint::Directory() const { return impl_->directory; }

@@ -20,45 +20,81 @@ std::string ErrnoMessage(int err) {
   return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
 }
 
-MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open for reading: " + ErrnoMessage(errno), {path_});
+InputFile::InputFile(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw Error("cannot open for reading: " + ErrnoMessage(errno), {path_});
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  if (::fstat(fd_, &st) != 0) {
     const int err = errno;
-    ::close(fd);
+    ::close(fd_);
     throw Error("cannot stat: " + ErrnoMessage(err), {path_});
   }
   if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
+    ::close(fd_);
     throw Error("not a regular file", {path_});
   }
-  size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
-    // PROT_READ + MAP_PRIVATE: the input cannot be modified through this mapping.
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) throw Error("cannot mmap: " + ErrnoMessage(err), {path_});
-    data_ = static_cast<std::byte*>(p);
-  } else {
-    ::close(fd);
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+InputFile::~InputFile() { ::close(fd_); }
+
+std::vector<std::byte> InputFile::Read(uint64_t offset, uint64_t length) const {
+  QF_CHECK(offset <= size_ && length <= size_ - offset);
+  std::vector<std::byte> buffer(length);
+  size_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd_, buffer.data() + done, length - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("read failed: " + ErrnoMessage(errno), {path_, {}, offset + done});
+    if (n == 0) throw Error("file shrank while reading", {path_, {}, offset + done});
+    done += static_cast<size_t>(n);
   }
+  return buffer;
 }
 
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(data_, size_);
-}
-
-void MappedFile::ReleasePages(uint64_t begin, uint64_t end) const {
-  if (data_ == nullptr || end > size_ || begin >= end) return;
+MappedRange::MappedRange(const InputFile& file, uint64_t begin, uint64_t end,
+                         const std::string& tensor) {
+  QF_CHECK(begin <= end && end <= file.size());
+  if (begin == end) return;
   const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  // Inward rounding: a page shared with a neighbouring tensor may still be in use.
-  const uint64_t first = (begin + page - 1) / page * page;
-  const uint64_t last = end == size_ ? (end + page - 1) / page * page : end / page * page;
-  if (first >= last) return;
-  // Clean, read-only file pages: MADV_DONTNEED drops them and a later access re-reads the file.
-  ::madvise(data_ + first, last - first, MADV_DONTNEED);
+  const uint64_t aligned = begin / page * page;
+  // PROT_READ + MAP_PRIVATE: the input cannot be modified through this mapping.
+  void* p = ::mmap(nullptr, end - aligned, PROT_READ, MAP_PRIVATE, file.fd(),
+                   static_cast<off_t>(aligned));
+  if (p == MAP_FAILED) {
+    throw Error("cannot map " + std::to_string(end - begin) + " bytes: " + ErrnoMessage(errno),
+                {file.path(), tensor, begin});
+  }
+  base_ = static_cast<std::byte*>(p);
+  length_ = end - aligned;
+  skew_ = begin - aligned;
+  size_ = end - begin;
+}
+
+MappedRange::MappedRange(MappedRange&& other) noexcept
+    : base_(std::exchange(other.base_, nullptr)),
+      length_(other.length_),
+      skew_(other.skew_),
+      size_(std::exchange(other.size_, 0)) {}
+
+MappedRange& MappedRange::operator=(MappedRange&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) ::munmap(base_, length_);
+    base_ = std::exchange(other.base_, nullptr);
+    length_ = other.length_;
+    skew_ = other.skew_;
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+MappedRange::~MappedRange() {
+  if (base_ != nullptr) ::munmap(base_, length_);
+}
+
+std::span<const std::byte> MappedRange::bytes() const {
+  return base_ == nullptr ? std::span<const std::byte>() : std::span<const std::byte>(base_ + skew_, size_);
 }
 
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {

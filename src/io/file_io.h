@@ -1,4 +1,4 @@
-// POSIX file helpers for the io layer: a read-only memory map, an owned file descriptor, and
+// POSIX file helpers for the io layer: read-only input files and mapped ranges, output files, and
 // write/fsync wrappers that turn every errno (ENOSPC, EFBIG, EIO, ...) into a qf::Error naming
 // the file, so disk-full surfaces as a message instead of a short file.
 #pragma once
@@ -7,30 +7,54 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace qf::io {
 
 // "No space left on device (errno 28)".
 std::string ErrnoMessage(int err);
 
-// Read-only, private mapping of a whole file (PROT_READ, so the input can never be modified
-// through it). An empty file maps to an empty span.
-class MappedFile {
+// An input file opened O_RDONLY (so the input can never be modified through us). Regions are
+// read with pread (headers) or mapped on demand (tensor data, MappedRange).
+class InputFile {
  public:
-  explicit MappedFile(std::string path);
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile();
+  explicit InputFile(std::string path);
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile();
 
-  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // Reads [offset, offset + length), which the caller has checked against size().
+  std::vector<std::byte> Read(uint64_t offset, uint64_t length) const;
+  uint64_t size() const { return size_; }
+  int fd() const { return fd_; }
   const std::string& path() const { return path_; }
-  // madvise(MADV_DONTNEED) on the whole pages inside [begin, end); best effort.
-  void ReleasePages(uint64_t begin, uint64_t end) const;
 
  private:
   std::string path_;
-  std::byte* data_ = nullptr;
-  size_t size_ = 0;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// [begin, end) of a file mapped PROT_READ / MAP_PRIVATE from the page below `begin`; unmapped
+// (address space and resident pages returned) on destruction. Empty ranges map nothing.
+class MappedRange {
+ public:
+  MappedRange() = default;
+  MappedRange(const InputFile& file, uint64_t begin, uint64_t end, const std::string& tensor);
+  MappedRange(MappedRange&& other) noexcept;
+  MappedRange& operator=(MappedRange&& other) noexcept;
+  MappedRange(const MappedRange&) = delete;
+  MappedRange& operator=(const MappedRange&) = delete;
+  ~MappedRange();
+
+  std::span<const std::byte> bytes() const;
+  bool mapped() const { return base_ != nullptr; }
+
+ private:
+  std::byte* base_ = nullptr;  // page-aligned start of the mapping
+  size_t length_ = 0;          // mapping length
+  size_t skew_ = 0;            // begin - page-aligned begin
+  size_t size_ = 0;            // end - begin
 };
 
 // Owned descriptor of a file being written.
