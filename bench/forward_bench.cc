@@ -71,18 +71,21 @@ class SyntheticWeights final : public qf::WeightSource {
   mutable std::vector<float> buffer_;
 };
 
-// cblas_sgemm alone (GemmNT is cblas_sgemm plus a clock read) on one shape.
-double SgemmGflops(int64_t m, int64_t n, int64_t k, int reps) {
+// cblas_sgemm alone on one shape, run the way the forward pass runs it: single-threaded
+// OpenBLAS calls on fixed tiles spread over the same ThreadPool (ParallelGemmNT).
+double SgemmGflops(qf::ThreadPool* pool, int64_t m, int64_t n, int64_t k, int reps) {
   std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
       c(static_cast<size_t>(m * n));
-  qf::model::GemmNT(m, n, k, a.data(), k, b.data(), k, c.data(), n);  // warm-up
+  qf::model::ParallelGemmNT(pool, m, n, k, a.data(), k, b.data(), k, c.data(), n);  // warm-up
   const auto start = Clock::now();
-  for (int r = 0; r < reps; ++r) qf::model::GemmNT(m, n, k, a.data(), k, b.data(), k, c.data(), n);
+  for (int r = 0; r < reps; ++r) {
+    qf::model::ParallelGemmNT(pool, m, n, k, a.data(), k, b.data(), k, c.data(), n);
+  }
   return 2.0 * m * n * k * reps / Seconds(start) * 1e-9;
 }
 
-void Bench(const std::string& label, const qf::Model& model, int64_t tokens, int64_t seq_len,
-           int reps) {
+void Bench(const std::string& label, const qf::Model& model, qf::ThreadPool* pool, int64_t tokens,
+           int64_t seq_len, int reps) {
   const qf::ModelConfig& c = model.config();
   seq_len = std::min({seq_len, tokens, c.max_position_embeddings});
   const int64_t num_seqs = std::max<int64_t>(1, tokens / seq_len);
@@ -109,7 +112,7 @@ void Bench(const std::string& label, const qf::Model& model, int64_t tokens, int
   const double seconds = Seconds(start);
   const qf::model::GemmStats gemm = qf::model::ReadGemmStats();
   // Baseline: the MLP's fused gate|up GEMM shape, tokens x 2*intermediate x hidden.
-  const double blas = SgemmGflops(n, 2 * c.intermediate_size, c.hidden_size, reps);
+  const double blas = SgemmGflops(pool, n, 2 * c.intermediate_size, c.hidden_size, reps);
   std::printf(
       "%-14s %7lld tokens (%lld x %lld)  %10.1f tokens/s  GEMM share %5.1f%%  forward %7.1f "
       "GFLOP/s  GEMM-only %7.1f GFLOP/s  cblas_sgemm [%lld x %lld x %lld] %7.1f GFLOP/s  "
@@ -145,13 +148,14 @@ int main(int argc, char** argv) {
   }
   std::printf("OpenBLAS core: %s\n", qf::model::BlasCoreName().c_str());
   qf::ThreadPool pool(0);
+  std::printf("threads: %zu\n", pool.NumWorkers());
   for (const std::string& dir : models) {
     if (!std::filesystem::exists(dir)) {
       std::printf("%s: not found, skipped\n", dir.c_str());
       continue;
     }
     const auto model = qf::Model::LoadDir(dir, &pool);
-    Bench(std::filesystem::path(dir).parent_path().filename().string(), *model,
+    Bench(std::filesystem::path(dir).parent_path().filename().string(), *model, &pool,
           tokens > 0 ? tokens : 4096, seq_len, reps > 0 ? reps : 5);
   }
   if (synthetic) {
@@ -173,7 +177,7 @@ int main(int argc, char** argv) {
     const auto model = qf::Model::Load(c, weights, &pool);
     std::printf("synthetic Llama-3.2-1B shape (1.24B parameters) generated in %.1f s\n",
                 Seconds(start));
-    Bench("llama-1b-synth", *model, tokens > 0 ? tokens : 512, seq_len, reps > 0 ? reps : 1);
+    Bench("llama-1b-synth", *model, &pool, tokens > 0 ? tokens : 512, seq_len, reps > 0 ? reps : 1);
   }
   return 0;
 }

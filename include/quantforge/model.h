@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -77,6 +78,43 @@ class WeightSource {
 // Opens the safetensors checkpoint in `dir` (single file or sharded) as a WeightSource.
 std::unique_ptr<WeightSource> OpenCheckpointWeights(const std::filesystem::path& dir);
 
+// ---------------------------------------------------------------------------------------------
+// Quantizer hooks. The model knows nothing of formats: calibration and simulation plug in here.
+
+enum class ActivationKind {
+  kLinearInput,  // the input of one or more Linear layers (fused q|k|v and gate|up share one)
+  kKey,          // attention keys after RoPE, [tokens, num_kv_heads * head_dim]
+  kValue,        // attention values, [tokens, num_kv_heads * head_dim]
+};
+
+struct ActivationSite {
+  ActivationKind kind = ActivationKind::kLinearInput;
+  int64_t layer = 0;  // decoder layer index; num_hidden_layers for lm_head's input
+  // Hugging Face module names reading this activation, e.g. {"model.layers.0.self_attn.q_proj",
+  // "...k_proj", "...v_proj"}; for kKey / kValue the k_proj / v_proj module.
+  std::span<const std::string> modules;
+};
+
+class ForwardHooks {
+ public:
+  virtual ~ForwardHooks() = default;
+  // x is [rows, cols] with row stride ld; a hook may change it in place (fake quantization).
+  // Called on the thread that runs Forward, between BLAS calls, in a fixed order (layer by layer:
+  // q|k|v input, keys, values, o_proj input, gate|up input, down_proj input; then lm_head input).
+  virtual void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
+                            int64_t ld) = 0;
+};
+
+// Applied once per Linear weight ("model.layers.0.mlp.down_proj.weight", "lm_head.weight") right
+// after widening to F32 and before q|k|v and gate|up are stacked: weight fake quantization
+// (quantize, then dequantize in place). Embeddings and norms are not passed.
+using WeightTransform = std::function<void(const std::string& name, std::span<float> weight,
+                                           int64_t rows, int64_t cols)>;
+
+struct LoadOptions {
+  WeightTransform weight_transform;  // empty: weights as stored
+};
+
 // Sequences to run at once. Each sequence starts at position 0 and attends only to itself.
 struct TokenBatch {
   std::vector<std::span<const int32_t>> sequences;
@@ -88,9 +126,10 @@ class Model {
   // Loads and widens every weight; throws qf::Error naming a missing tensor, a wrong shape or an
   // unsupported dtype. `pool` is kept for the forward pass (may be nullptr).
   static std::unique_ptr<Model> Load(const ModelConfig& config, const WeightSource& weights,
-                                     ThreadPool* pool);
+                                     ThreadPool* pool, const LoadOptions& options = {});
   // LoadModelConfig(dir) + OpenCheckpointWeights(dir).
-  static std::unique_ptr<Model> LoadDir(const std::filesystem::path& dir, ThreadPool* pool);
+  static std::unique_ptr<Model> LoadDir(const std::filesystem::path& dir, ThreadPool* pool,
+                                        const LoadOptions& options = {});
 
   virtual ~Model() = default;
   virtual const ModelConfig& config() const = 0;
@@ -98,9 +137,17 @@ class Model {
   // Runs every decoder layer and the final norm; `hidden` becomes [NumTokens, hidden_size], the
   // sequences' tokens concatenated in order. Throws qf::Error on an empty sequence, a token id
   // outside the vocabulary or a sequence longer than max_position_embeddings.
-  virtual void Forward(const TokenBatch& batch, std::vector<float>& hidden) const = 0;
-  // lm_head over `num_rows` rows of final hidden states: logits [num_rows, vocab_size].
-  virtual void Logits(const float* hidden, int64_t num_rows, float* logits) const = 0;
+  // `hooks` (may be null) sees every activation site.
+  virtual void Forward(const TokenBatch& batch, std::vector<float>& hidden,
+                       ForwardHooks* hooks) const = 0;
+  void Forward(const TokenBatch& batch, std::vector<float>& hidden) const {
+    Forward(batch, hidden, nullptr);
+  }
+  // lm_head over `num_rows` rows of final hidden states: logits [num_rows, vocab_size]. With
+  // hooks, `hidden` is first passed to them as lm_head's input (and may be changed in place).
+  virtual void Logits(float* hidden, int64_t num_rows, float* logits,
+                      ForwardHooks* hooks) const = 0;
+  void Logits(const float* hidden, int64_t num_rows, float* logits) const;
   // Forward + Logits for every token: [NumTokens, vocab_size].
   std::vector<float> ForwardLogits(const TokenBatch& batch) const;
 };

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "src/model/linear.h"
@@ -26,10 +27,12 @@ struct AttentionShape {
 class Attention final : public Mixer {
  public:
   // qkv: [QkvWidth, hidden] rows q, then k, then v; o: [hidden, num_heads * head_dim].
-  Attention(const AttentionShape& shape, std::vector<double> inv_freq, Linear qkv, Linear o);
+  // `prefix` names the module for hooks, e.g. "model.layers.0.self_attn.".
+  Attention(const AttentionShape& shape, std::vector<double> inv_freq, Linear qkv, Linear o,
+            const std::string& prefix = "self_attn.");
 
-  void Forward(const BatchLayout& batch, const float* in, float* out,
-               ThreadPool* pool) const override;
+  void Forward(const BatchLayout& batch, float* in, float* out,
+               const ForwardContext& ctx) const override;
 
   const AttentionShape& shape() const { return shape_; }
 
@@ -38,6 +41,8 @@ class Attention final : public Mixer {
   std::vector<double> inv_freq_;
   Linear qkv_;
   Linear o_;
+  std::vector<std::string> qkv_modules_;  // q_proj, k_proj, v_proj
+  std::vector<std::string> o_modules_;    // o_proj
 };
 
 }  // namespace qf::model

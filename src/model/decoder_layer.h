@@ -20,7 +20,8 @@ class DecoderLayer {
   explicit DecoderLayer(std::vector<ResidualBlock> blocks) : blocks_(std::move(blocks)) {}
 
   // x: the residual stream [NumTokens, hidden], updated in place.
-  void Forward(const BatchLayout& batch, float* x, int64_t hidden_size, ThreadPool* pool) const;
+  void Forward(const BatchLayout& batch, float* x, int64_t hidden_size,
+               const ForwardContext& ctx) const;
 
   const std::vector<ResidualBlock>& blocks() const { return blocks_; }
 

@@ -1,6 +1,7 @@
 // The Llama-family model (Llama, Mistral, Qwen2): builds decoder layers of (norm, attention) and
 // (norm, SwiGLU MLP) residual blocks from Hugging Face tensor names, and runs embedding, layers,
 // final norm and lm_head.
+#include <algorithm>
 #include <cstring>
 
 #include "quantforge/error.h"
@@ -20,6 +21,11 @@ int64_t TokenBatch::NumTokens() const {
   return n;
 }
 
+void Model::Logits(const float* hidden, int64_t num_rows, float* logits) const {
+  // Without hooks nothing writes to `hidden`.
+  Logits(const_cast<float*>(hidden), num_rows, logits, nullptr);
+}
+
 std::vector<float> Model::ForwardLogits(const TokenBatch& batch) const {
   std::vector<float> hidden;
   Forward(batch, hidden);
@@ -32,13 +38,22 @@ std::vector<float> Model::ForwardLogits(const TokenBatch& batch) const {
 namespace model {
 namespace {
 
+void Transform(const LoadOptions& options, const std::string& name, float* weight, int64_t rows,
+               int64_t cols) {
+  if (options.weight_transform) {
+    options.weight_transform(name, std::span<float>(weight, static_cast<size_t>(rows * cols)),
+                             rows, cols);
+  }
+}
+
 // Linear `name`.weight [out, in] (+ `name`.bias when has_bias).
-Linear LoadLinear(const WeightSource& source, const std::string& name, int64_t out, int64_t in,
-                  bool has_bias) {
+Linear LoadLinear(const WeightSource& source, const LoadOptions& options, const std::string& name,
+                  int64_t out, int64_t in, bool has_bias) {
   Linear linear;
   linear.in_features = in;
   linear.out_features = out;
   linear.weight = LoadF32(source, name + ".weight", {out, in});
+  Transform(options, name + ".weight", linear.weight.data(), out, in);
   if (has_bias) {
     const AlignedBuffer<float> bias = LoadF32(source, name + ".bias", {out});
     linear.bias.assign(bias.data(), bias.data() + out);
@@ -47,8 +62,9 @@ Linear LoadLinear(const WeightSource& source, const std::string& name, int64_t o
 }
 
 // Several Linear layers with the same input stacked by rows into one: [sum(outs), in].
-Linear LoadStacked(const WeightSource& source, const std::vector<std::string>& names,
-                   const std::vector<int64_t>& outs, int64_t in, bool has_bias) {
+Linear LoadStacked(const WeightSource& source, const LoadOptions& options,
+                   const std::vector<std::string>& names, const std::vector<int64_t>& outs,
+                   int64_t in, bool has_bias) {
   Linear linear;
   linear.in_features = in;
   for (int64_t out : outs) linear.out_features += out;
@@ -57,6 +73,7 @@ Linear LoadStacked(const WeightSource& source, const std::vector<std::string>& n
   int64_t row = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     LoadRowsInto(source, names[i] + ".weight", {outs[i], in}, linear.weight.data(), row);
+    Transform(options, names[i] + ".weight", linear.weight.data() + row * in, outs[i], in);
     if (has_bias) LoadRowsInto(source, names[i] + ".bias", {outs[i]}, linear.bias.data(), row);
     row += outs[i];
   }
@@ -73,8 +90,10 @@ RmsNorm LoadNorm(const WeightSource& source, const std::string& name, const Mode
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(const ModelConfig& config, const WeightSource& source, ThreadPool* pool)
+  LlamaModel(const ModelConfig& config, const WeightSource& source, ThreadPool* pool,
+             const LoadOptions& options)
       : config_(config), pool_(pool) {
+    UseSingleThreadedBlas();
     WarnIfSlowBlasCore();
     const int64_t hidden = config.hidden_size;
     embed_ = LoadF32(source, "model.embed_tokens.weight", {config.vocab_size, hidden});
@@ -92,29 +111,38 @@ class LlamaModel final : public Model {
       blocks[0].norm = LoadNorm(source, prefix + "input_layernorm.weight", config);
       blocks[0].mixer = std::make_unique<Attention>(
           shape, inv_freq,
-          LoadStacked(source, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
+          LoadStacked(source, options, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
                       {q_out, kv_out, kv_out}, hidden, config.qkv_bias),
-          LoadLinear(source, attn + "o_proj", hidden, q_out, config.o_bias));
+          LoadLinear(source, options, attn + "o_proj", hidden, q_out, config.o_bias), attn);
       blocks[1].norm = LoadNorm(source, prefix + "post_attention_layernorm.weight", config);
       blocks[1].mixer = std::make_unique<SwiGluMlp>(
           hidden, config.intermediate_size,
-          LoadStacked(source, {mlp + "gate_proj", mlp + "up_proj"},
+          LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
                       {config.intermediate_size, config.intermediate_size}, hidden,
                       config.mlp_bias),
-          LoadLinear(source, mlp + "down_proj", hidden, config.intermediate_size,
-                     config.mlp_bias));
+          LoadLinear(source, options, mlp + "down_proj", hidden, config.intermediate_size,
+                     config.mlp_bias),
+          mlp);
       layers_.emplace_back(std::move(blocks));
     }
     final_norm_ = LoadNorm(source, "model.norm.weight", config);
     if (!config.tie_word_embeddings || source.Find("lm_head.weight")) {
       // Some tied checkpoints still store lm_head.weight; using it is equivalent.
       lm_head_ = LoadF32(source, "lm_head.weight", {config.vocab_size, hidden});
+    } else if (options.weight_transform) {
+      // Tied: a transformed lm_head must not change the embedding, so it gets its own copy.
+      lm_head_ = AlignedBuffer<float>(embed_.size());
+      std::copy(embed_.data(), embed_.data() + embed_.size(), lm_head_.data());
+    }
+    if (lm_head_.size() != 0) {
+      Transform(options, "lm_head.weight", lm_head_.data(), config.vocab_size, hidden);
     }
   }
 
   const ModelConfig& config() const override { return config_; }
 
-  void Forward(const TokenBatch& batch, std::vector<float>& hidden) const override {
+  void Forward(const TokenBatch& batch, std::vector<float>& hidden,
+               ForwardHooks* hooks) const override {
     const BatchLayout layout = Layout(batch);
     const int64_t dim = config_.hidden_size;
     hidden.resize(static_cast<size_t>(layout.NumTokens() * dim));
@@ -125,16 +153,24 @@ class LlamaModel final : public Model {
         ++row;
       }
     }
-    for (const DecoderLayer& layer : layers_) layer.Forward(layout, hidden.data(), dim, pool_);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      layers_[l].Forward(layout, hidden.data(), dim,
+                         ForwardContext{pool_, hooks, static_cast<int64_t>(l)});
+    }
     std::vector<float> normed(hidden.size());
     final_norm_.Forward(hidden.data(), layout.NumTokens(), normed.data(), pool_);
     hidden.swap(normed);
   }
 
-  void Logits(const float* hidden, int64_t num_rows, float* logits) const override {
+  void Logits(float* hidden, int64_t num_rows, float* logits,
+              ForwardHooks* hooks) const override {
+    if (hooks != nullptr) {
+      hooks->OnActivation({ActivationKind::kLinearInput, config_.num_hidden_layers, lm_head_module_},
+                          hidden, num_rows, config_.hidden_size, config_.hidden_size);
+    }
     const float* head = lm_head_.size() ? lm_head_.data() : embed_.data();
-    GemmNT(num_rows, config_.vocab_size, config_.hidden_size, hidden, config_.hidden_size, head,
-           config_.hidden_size, logits, config_.vocab_size);
+    ParallelGemmNT(pool_, num_rows, config_.vocab_size, config_.hidden_size, hidden,
+                   config_.hidden_size, head, config_.hidden_size, logits, config_.vocab_size);
   }
 
  private:
@@ -171,20 +207,22 @@ class LlamaModel final : public Model {
   AlignedBuffer<float> lm_head_;  // [vocab, hidden], empty when tied to embed_
   std::vector<DecoderLayer> layers_;
   RmsNorm final_norm_;
+  std::vector<std::string> lm_head_module_ = {"lm_head"};
 };
 
 }  // namespace
 }  // namespace model
 
 std::unique_ptr<Model> Model::Load(const ModelConfig& config, const WeightSource& weights,
-                                   ThreadPool* pool) {
-  return std::make_unique<model::LlamaModel>(config, weights, pool);
+                                   ThreadPool* pool, const LoadOptions& options) {
+  return std::make_unique<model::LlamaModel>(config, weights, pool, options);
 }
 
-std::unique_ptr<Model> Model::LoadDir(const std::filesystem::path& dir, ThreadPool* pool) {
+std::unique_ptr<Model> Model::LoadDir(const std::filesystem::path& dir, ThreadPool* pool,
+                                      const LoadOptions& options) {
   const ModelConfig config = LoadModelConfig(dir);
   const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(dir);
-  return Load(config, *weights, pool);
+  return Load(config, *weights, pool, options);
 }
 
 }  // namespace qf

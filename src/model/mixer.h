@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <span>
+#include <string>
+
+#include "quantforge/model.h"
 #include "quantforge/thread_pool.h"
 
 namespace qf::model {
@@ -23,12 +27,27 @@ struct BatchLayout {
   int64_t NumSequences() const { return static_cast<int64_t>(seq_begin.size()) - 1; }
 };
 
+// What every block's Forward gets besides its data.
+struct ForwardContext {
+  ThreadPool* pool = nullptr;      // may be null
+  ForwardHooks* hooks = nullptr;   // may be null
+  int64_t layer = 0;               // decoder layer index, for ActivationSite
+};
+
+// Calls the hooks, if any, on one activation site.
+inline void Observe(const ForwardContext& ctx, ActivationKind kind,
+                    std::span<const std::string> modules, float* x, int64_t rows, int64_t cols,
+                    int64_t ld) {
+  if (ctx.hooks != nullptr) ctx.hooks->OnActivation({kind, ctx.layer, modules}, x, rows, cols, ld);
+}
+
 class Mixer {
  public:
   virtual ~Mixer() = default;
-  // in: [NumTokens, hidden] normalized activations; out: [NumTokens, hidden], overwritten.
-  virtual void Forward(const BatchLayout& batch, const float* in, float* out,
-                       ThreadPool* pool) const = 0;
+  // in: [NumTokens, hidden] normalized activations (hooks may change them in place);
+  // out: [NumTokens, hidden], overwritten.
+  virtual void Forward(const BatchLayout& batch, float* in, float* out,
+                       const ForwardContext& ctx) const = 0;
 };
 
 }  // namespace qf::model

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "src/model/linear.h"
 #include "src/model/mixer.h"
@@ -11,17 +13,21 @@ namespace qf::model {
 
 class SwiGluMlp final : public Mixer {
  public:
-  // gate_up: [2 * intermediate, hidden]; down: [hidden, intermediate].
-  SwiGluMlp(int64_t hidden_size, int64_t intermediate_size, Linear gate_up, Linear down);
+  // gate_up: [2 * intermediate, hidden]; down: [hidden, intermediate]. `prefix` names the
+  // module for hooks, e.g. "model.layers.0.mlp.".
+  SwiGluMlp(int64_t hidden_size, int64_t intermediate_size, Linear gate_up, Linear down,
+            const std::string& prefix = "mlp.");
 
-  void Forward(const BatchLayout& batch, const float* in, float* out,
-               ThreadPool* pool) const override;
+  void Forward(const BatchLayout& batch, float* in, float* out,
+               const ForwardContext& ctx) const override;
 
  private:
   int64_t hidden_size_;
   int64_t intermediate_size_;
   Linear gate_up_;
   Linear down_;
+  std::vector<std::string> gate_up_modules_;  // gate_proj, up_proj
+  std::vector<std::string> down_modules_;     // down_proj
 };
 
 }  // namespace qf::model

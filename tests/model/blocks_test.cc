@@ -190,7 +190,8 @@ TEST_P(AttentionTest, MatchesScalarDouble) {
   const std::vector<float> x = RandomVector(n * 32, 7);
   std::vector<float> y(n * 32);
   ThreadPool pool(2);
-  attention.Forward(layout, x.data(), y.data(), &pool);
+  std::vector<float> in = x;
+  attention.Forward(layout, in.data(), y.data(), ForwardContext{&pool, nullptr, 0});
 
   std::vector<double> ref(n * 32);
   double max_abs = 0;
@@ -258,7 +259,8 @@ TEST(SwiGluMlp, MatchesScalarDouble) {
   const BatchLayout layout = Layout({9});
   const std::vector<float> x = RandomVector(9 * hidden, 8, 2.0f);
   std::vector<float> y(9 * hidden);
-  mlp.Forward(layout, x.data(), y.data(), nullptr);
+  std::vector<float> in = x;
+  mlp.Forward(layout, in.data(), y.data(), ForwardContext{});
   std::vector<double> ref(y.size());
   double max_abs = 0;
   for (int64_t t = 0; t < 9; ++t) {

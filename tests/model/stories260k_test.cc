@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -109,6 +110,20 @@ TEST_F(Stories260K, BatchedSequencesAreIndependent) {
   for (int64_t i = 0; i < 17 * vocab; ++i) {
     ASSERT_NEAR(both[40 * vocab + i], only_b[i], 1e-4 * (1 + std::abs(only_b[i]))) << i;
   }
+}
+
+TEST_F(Stories260K, SameBytesForAnyThreadCount) {
+  // Work is split by data size (GEMM tiles, (sequence, head) tasks, row blocks), never by
+  // thread count: 1 and 3 threads give identical logits.
+  ThreadPool one(1), three(3);
+  const auto a = Model::LoadDir(kModelDir / "hf", &one);
+  const auto b = Model::LoadDir(kModelDir / "hf", &three);
+  const std::span<const int32_t> all(ref_.tokens);
+  const TokenBatch batch{{all.subspan(0, 200), all.subspan(200, 57)}};
+  const std::vector<float> la = a->ForwardLogits(batch);
+  const std::vector<float> lb = b->ForwardLogits(batch);
+  ASSERT_EQ(la.size(), lb.size());
+  EXPECT_EQ(0, std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)));
 }
 
 TEST_F(Stories260K, Bf16CheckpointAgreesOnArgmax) {
