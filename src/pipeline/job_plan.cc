@@ -1,0 +1,211 @@
+// BuildJobPlan: turns the recipe's per-tensor plan into quantize jobs, refusing what this build
+// cannot produce and unifying the NVFP4 global scale of fused siblings.
+#include "src/pipeline/job_plan.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "quantforge/error.h"
+
+namespace qf {
+namespace {
+
+std::optional<QuantAlgo> AlgoFor(const QuantFormat& weight) {
+  switch (weight.kind) {
+    // Input quantizers with static scales need calibration and are refused before this point, so
+    // NVFP4 weights export as weight-only (W4A16_NVFP4) until the calibration engine lands.
+    case QuantKind::kNvfp4:
+      return QuantAlgo::kW4A16Nvfp4;
+    case QuantKind::kFp8PerTensor:
+      return QuantAlgo::kFp8;
+    case QuantKind::kFp8PerChannel:
+      return QuantAlgo::kFp8PerChannel;
+    case QuantKind::kMxfp4:
+      return QuantAlgo::kMxfp4;
+    case QuantKind::kMxfp8:
+      return QuantAlgo::kMxfp8;
+    default:
+      return std::nullopt;
+  }
+}
+
+int64_t BlockSizeOf(QuantAlgo algo) {
+  const int group = QuantAlgoGroupSize(algo);
+  return group == 0 ? 1 : group;
+}
+
+// Maps the recipe's algorithm and the weight format onto the NVFP4 quantizer's options.
+Nvfp4Options NvfpOptionsFor(const AlgorithmConfig& algorithm, const QuantFormat& format) {
+  Nvfp4Options o;
+  o.static_block_scales = format.static_block_scales;
+  o.four_over_six_normalization = format.four_over_six;
+  if (algorithm.method == AlgorithmMethod::kMse && format.static_block_scales) {
+    const MseParams& p = algorithm.mse;
+    const bool is_four_over_six = format.four_over_six && !p.fp8_scale_sweep &&
+                                  p.start_multiplier == 1.0 && p.stop_multiplier == 1.5 &&
+                                  p.step_size == 0.5;
+    if (is_four_over_six) {
+      o.algorithm = BlockScaleAlgorithm::kFourOverSix;
+    } else {
+      o.algorithm = BlockScaleAlgorithm::kMse;
+      o.mse = MseSweep{static_cast<float>(p.start_multiplier),
+                       static_cast<float>(p.stop_multiplier), static_cast<float>(p.step_size),
+                       p.fp8_scale_sweep};
+    }
+  }
+  return o;
+}
+
+// Every quantizer the recipe enables whose scale comes from activations.
+std::vector<std::string> CalibrationDependent(const std::vector<TensorPlan>& plans) {
+  std::vector<std::string> names;
+  for (const TensorPlan& p : plans) {
+    if (!p.weight.enabled()) continue;
+    if (p.input.enabled() && p.input.needs_calibration) names.push_back(p.module + ".input_quantizer");
+    if (p.kv_cache.enabled() && p.kv_cache.needs_calibration) {
+      names.push_back(p.module + " (KV cache)");
+    }
+  }
+  return names;
+}
+
+void RefuseCalibrationDependent(const Recipe& recipe, const std::vector<TensorPlan>& plans) {
+  const std::vector<std::string> names = CalibrationDependent(plans);
+  if (names.empty()) return;
+  std::string examples;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) examples += (i ? ", " : "") + names[i];
+  throw Error("recipe '" + recipe.name + "' enables " + std::to_string(names.size()) +
+              " quantizers whose scales come from activations (e.g. " + examples +
+              "): they need calibration data, which this build cannot collect yet. Rerun with "
+              "--weight-only to export the weights alone (NVFP4 -> W4A16_NVFP4, FP8 -> W8A16)");
+}
+
+void Exclude(JobPlan& job, TensorJob& t, const std::string& reason) {
+  t.linear.reset();
+  job.excluded.push_back(t.module + ": " + reason);
+}
+
+}  // namespace
+
+JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
+                     const QuantizeOptions& options, ThreadPool* pool) {
+  std::vector<TensorDesc> descs;
+  for (const TensorInfo& info : checkpoint.Tensors()) {
+    descs.push_back(TensorDesc{info.name, info.dtype, info.shape});
+  }
+  const std::vector<TensorPlan> plans = PlanCheckpoint(recipe, descs);
+  if (!options.weight_only) RefuseCalibrationDependent(recipe, plans);
+  std::map<std::string, const TensorPlan*> plan_by_name;
+  for (const TensorPlan& p : plans) plan_by_name[p.tensor] = &p;
+
+  JobPlan job;
+  std::map<std::string, std::vector<size_t>> fusion_groups;  // key -> indices into job.tensors
+  for (const TensorInfo& info : checkpoint.Tensors()) {
+    TensorJob t{.info = &info};
+    const auto it = plan_by_name.find(info.name);
+    QF_CHECK(it != plan_by_name.end());
+    const TensorPlan& plan = *it->second;
+    t.is_linear_weight = plan.is_linear_weight;
+    t.module = plan.module;
+    if (plan.is_linear_weight && plan.weight.enabled()) {
+      if (plan.weight.kind == QuantKind::kUnsupported) {
+        throw Error("the recipe asks for a format quantforge cannot produce: " +
+                        plan.weight.reason,
+                    {.path = recipe.name, .tensor = info.name});
+      }
+      const std::optional<QuantAlgo> algo = AlgoFor(plan.weight);
+      if (!algo) {
+        throw Error("no exporter for weight format " + FormatToString(plan.weight),
+                    {.tensor = info.name});
+      }
+      t.linear = LinearJob{.module = plan.module, .algo = *algo,
+                           .nvfp4 = NvfpOptionsFor(recipe.algorithm(), plan.weight)};
+      if (info.shape.size() != 2 || info.shape[1] % BlockSizeOf(*algo) != 0) {
+        Exclude(job, t, "last dimension " + std::to_string(info.shape.back()) +
+                            " is not a multiple of the " + std::string(QuantAlgoName(*algo)) +
+                            " block size " + std::to_string(BlockSizeOf(*algo)) +
+                            " (serving kernels need it): left unquantized");
+      }
+    } else if (plan.is_linear_weight && plan.excluded) {
+      job.excluded.push_back(plan.module + ": " + plan.reason);
+    }
+    if (!plan.fusion_group.empty() && plan.is_linear_weight) {
+      fusion_groups[plan.fusion_group].push_back(job.tensors.size());
+    }
+    job.tensors.push_back(std::move(t));
+  }
+
+  // Weights with NaN/Inf under the keep policy change the layout, so find them now.
+  if (options.non_finite == NonFinitePolicy::kKeepUnquantized) {
+    for (TensorJob& t : job.tensors) {
+      if (!t.linear) continue;
+      try {
+        TensorAmax(checkpoint.View(*t.info), pool);
+      } catch (const Error& e) {
+        Exclude(job, t, "holds NaN/Inf (" + e.problem() + "): kept unquantized");
+      }
+      checkpoint.ReleasePages(*t.info);
+    }
+  }
+
+  // Engines fuse siblings into one GEMM: all quantized with one algorithm, or none quantized.
+  for (const auto& [key, members] : fusion_groups) {
+    std::set<QuantAlgo> algos;
+    size_t num_quantized = 0;
+    for (size_t idx : members) {
+      if (job.tensors[idx].linear) {
+        algos.insert(job.tensors[idx].linear->algo);
+        ++num_quantized;
+      }
+    }
+    if (algos.size() > 1) {
+      throw Error("the recipe gives fused siblings " + key +
+                  " different formats; serving engines fuse them into one GEMM and refuse that");
+    }
+    if (num_quantized != 0 && num_quantized != members.size()) {
+      for (size_t idx : members) {
+        if (job.tensors[idx].linear) {
+          Exclude(job, job.tensors[idx],
+                  "a fused sibling in " + key + " is unquantized, so engines cannot fuse them");
+        }
+      }
+      continue;
+    }
+    // NVFP4: one weight_scale_2 for the group, from the max of the members' amax.
+    if (num_quantized < 2) continue;
+    const QuantAlgo algo = *algos.begin();
+    if (algo != QuantAlgo::kNvfp4 && algo != QuantAlgo::kW4A16Nvfp4) continue;
+    float group_amax = 0.0f;
+    for (size_t idx : members) {
+      group_amax = std::max(group_amax, TensorAmax(checkpoint.View(*job.tensors[idx].info), pool));
+      checkpoint.ReleasePages(*job.tensors[idx].info);
+    }
+    for (size_t idx : members) job.tensors[idx].linear->nvfp4.global_amax = group_amax;
+  }
+
+  const AlgorithmMethod method = recipe.algorithm().method;
+  if (method == AlgorithmMethod::kMse) {
+    bool has_fp8 = false;
+    for (const TensorJob& t : job.tensors) {
+      has_fp8 |= t.linear && (t.linear->algo == QuantAlgo::kFp8 ||
+                              t.linear->algo == QuantAlgo::kFp8PerChannel);
+    }
+    if (has_fp8) {
+      job.notes.push_back(
+          "algorithm mse searches NVFP4 block scales; FP8 per-tensor weights keep their max "
+          "scale (Model Optimizer's search over [1.0, 1.5] keeps 1.0 for FP8 almost always)");
+    }
+  }
+  return job;
+}
+
+std::string DeclaredQuantAlgo(const ExportManifest& manifest) {
+  std::set<QuantAlgo> algos;
+  for (const QuantizedModule& m : manifest.quantized) algos.insert(m.algo);
+  if (algos.empty()) return "none";
+  if (algos.size() == 1) return std::string(QuantAlgoName(*algos.begin()));
+  return "MIXED_PRECISION";
+}
+
+}  // namespace qf

@@ -1,0 +1,43 @@
+// The quantize job's decisions for every tensor of a checkpoint, made before any output is
+// written: the recipe's plan, refused requests (calibration-dependent quantizers, unsupported
+// formats), fused siblings' shared NVFP4 global amax, and the NaN/Inf policy.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quantforge/checkpoint.h"
+#include "quantforge/export.h"
+#include "quantforge/pipeline.h"
+#include "quantforge/quantize.h"
+#include "quantforge/recipe.h"
+
+namespace qf {
+
+struct LinearJob {
+  std::string module;    // "<module>" of "<module>.weight"
+  QuantAlgo algo = QuantAlgo::kW4A16Nvfp4;
+  Nvfp4Options nvfp4;    // NVFP4 only: algorithm, static scales, shared global amax
+};
+
+struct TensorJob {
+  const TensorInfo* info = nullptr;
+  bool is_linear_weight = false;
+  std::string module;
+  std::optional<LinearJob> linear;  // set when the tensor is quantized
+};
+
+struct JobPlan {
+  std::vector<TensorJob> tensors;      // checkpoint order (sorted by name)
+  std::vector<std::string> excluded;   // "module: reason" for linear weights left unquantized
+  std::vector<std::string> notes;
+};
+
+JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
+                     const QuantizeOptions& options, ThreadPool* pool);
+
+// The quant_algo the exported config declares: one algorithm's name, MIXED_PRECISION, or "none".
+std::string DeclaredQuantAlgo(const ExportManifest& manifest);
+
+}  // namespace qf

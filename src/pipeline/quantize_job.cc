@@ -1,0 +1,163 @@
+// RunQuantize: plan -> pre-pass (amax, NaN/Inf, fused global scales) -> declared output layout ->
+// stream every tensor through its quantizer into the writer -> configs -> commit.
+//
+// Why a pre-pass: engines fuse q/k/v and gate/up into one GEMM with one global scale, so a fused
+// group's NVFP4 global amax must be known before any member is quantized; and a weight with
+// NaN/Inf under the keep-unquantized policy changes the output layout, which the streaming writer
+// needs up front. The pre-pass reads each quantized weight once with the vectorized amax kernel
+// (memory-bandwidth bound) and releases its pages.
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "quantforge/checkpoint.h"
+#include "quantforge/error.h"
+#include "quantforge/pipeline.h"
+#include "quantforge/quantize.h"
+#include "quantforge/recipe.h"
+#include "src/pipeline/job_plan.h"
+
+namespace qf {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Quantizes one weight as its plan says, ready for the exporter.
+QuantizedLinear QuantizeLinear(const TensorView& view, const LinearJob& job, ThreadPool* pool) {
+  QuantizedLinear linear;
+  linear.prefix = job.module;
+  linear.input_quantized = false;  // static input scales need calibration (refused earlier)
+  switch (job.algo) {
+    case QuantAlgo::kNvfp4:
+    case QuantAlgo::kW4A16Nvfp4:
+      linear.weight = QuantizeNvfp4(view, job.nvfp4, pool);
+      break;
+    case QuantAlgo::kFp8:
+      linear.weight = QuantizeFp8(view, Fp8Granularity::kPerTensor, std::nullopt, pool);
+      break;
+    case QuantAlgo::kFp8PerChannel:
+      linear.weight = QuantizeFp8(view, Fp8Granularity::kPerChannel, std::nullopt, pool);
+      break;
+    case QuantAlgo::kMxfp4:
+      linear.weight = QuantizeMx(view, MxElement::kE2M1, MxScaleRule::kOcpFloor, pool);
+      break;
+    case QuantAlgo::kMxfp8:
+      linear.weight = QuantizeMx(view, MxElement::kE4M3, MxScaleRule::kOcpFloor, pool);
+      break;
+  }
+  return linear;
+}
+
+void CheckOutputIsNotInput(const Checkpoint& checkpoint, const std::filesystem::path& out) {
+  std::error_code ec;
+  const auto in_dir = std::filesystem::weakly_canonical(checkpoint.Directory(), ec);
+  const auto out_dir = std::filesystem::weakly_canonical(out, ec);
+  if (!ec && in_dir == out_dir) {
+    throw Error("the output directory is the input checkpoint; choose another --out",
+                {.path = out.string()});
+  }
+}
+
+FormatSummary& Bucket(std::vector<FormatSummary>& buckets, const std::string& format) {
+  for (FormatSummary& b : buckets) {
+    if (b.format == format) return b;
+  }
+  buckets.push_back(FormatSummary{.format = format});
+  return buckets.back();
+}
+
+}  // namespace
+
+QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
+                            const ProgressCallback& progress) {
+  const Clock::time_point start = Clock::now();
+  const Checkpoint checkpoint = Checkpoint::Open(options.model);
+  CheckOutputIsNotInput(checkpoint, options.out);
+  const Recipe recipe = LoadRecipe(options.recipe);
+
+  JobPlan job = BuildJobPlan(checkpoint, recipe, options, pool);
+
+  // Declare the whole output layout, then stream.
+  std::vector<TensorSpec> specs;
+  for (const TensorJob& t : job.tensors) {
+    if (t.linear) {
+      std::vector<TensorSpec> layout = LinearLayout(t.linear->module, t.linear->algo,
+                                                    t.info->shape, false, options.format);
+      specs.insert(specs.end(), layout.begin(), layout.end());
+    } else {
+      specs.push_back(TensorSpec{t.info->name, t.info->dtype, t.info->shape});
+    }
+  }
+
+  OutputTransaction transaction(options.out, options.overwrite);
+  CheckpointWriter writer(transaction.Dir(), std::move(specs),
+                          WriterOptions{.max_shard_bytes = options.max_shard_bytes,
+                                        .metadata = {{"producer", "quantforge"}}});
+
+  QuantizeSummary summary;
+  summary.out = options.out;
+  summary.notes = job.notes;
+  QuantizeProgress state{.tensors_total = job.tensors.size(), .bytes_total = checkpoint.TotalBytes()};
+  uint64_t weight_bits = 0;
+  int64_t weight_elements = 0;
+  ExportManifest manifest;
+  for (const TensorJob& t : job.tensors) {
+    const TensorInfo& info = *t.info;
+    state.current = info.name;
+    const TensorView view = checkpoint.View(info);
+    uint64_t bytes_out = 0;
+    std::string bucket;
+    if (t.linear) {
+      std::vector<ExportTensor> tensors =
+          ExportLinear(QuantizeLinear(view, *t.linear, pool), options.format);
+      for (const ExportTensor& e : tensors) {
+        writer.Write(e.name, e.Bytes());
+        bytes_out += e.bytes.size();
+      }
+      bucket = std::string(QuantAlgoName(t.linear->algo));
+      manifest.quantized.push_back(QuantizedModule{t.linear->module, t.linear->algo, false});
+    } else {
+      writer.Write(info.name, view.data);
+      bytes_out = info.NumBytes();
+      if (t.is_linear_weight) {
+        bucket = "unquantized " + std::string(DTypeName(info.dtype));
+        manifest.unquantized.push_back(t.module);
+      } else {
+        bucket = "other tensors";
+      }
+    }
+    checkpoint.ReleasePages(info);
+
+    FormatSummary& b = Bucket(summary.formats, bucket);
+    b.tensors += 1;
+    b.bytes_in += info.NumBytes();
+    b.bytes_out += bytes_out;
+    b.elements += NumElements(info.shape);
+    if (t.is_linear_weight) {
+      weight_bits += bytes_out * 8;
+      weight_elements += NumElements(info.shape);
+    }
+    summary.bytes_in += info.NumBytes();
+    summary.bytes_out += bytes_out;
+    state.tensors_done += 1;
+    state.bytes_done += info.NumBytes();
+    if (progress) progress(state);
+  }
+  writer.Finish();
+
+  CopyAuxiliaryFiles(checkpoint.Directory(), transaction.Dir());
+  WriteQuantConfigFiles(transaction.Dir(), checkpoint.Directory() / "config.json", manifest,
+                        options.format);
+  transaction.Commit();
+
+  summary.excluded = job.excluded;
+  summary.quant_algo = DeclaredQuantAlgo(manifest);
+  summary.weight_bpe =
+      weight_elements == 0 ? 0.0 : static_cast<double>(weight_bits) / weight_elements;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace qf
