@@ -94,16 +94,45 @@ json ParseStrict(std::string_view text, const std::string& path) {
   return root;
 }
 
-std::map<std::string, std::string> ParseMetadata(const json& value, const std::string& path) {
+// Byte offset (from the start of the header JSON) of each top-level key, keyed by the key's raw
+// quoted text, so errors about an entry can point at it. Runs on JSON the parser accepted, so a
+// plain scan suffices: depth counting outside strings, backslash escapes inside them.
+std::map<std::string_view, uint64_t> TopLevelKeyOffsets(std::string_view text) {
+  std::map<std::string_view, uint64_t> offsets;
+  int depth = 0;
+  bool expect_key = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      const size_t start = i;
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      if (depth == 1 && expect_key) offsets.emplace(text.substr(start, i + 1 - start), start);
+      expect_key = false;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      expect_key = c == '{' && depth == 1;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',' && depth == 1) {
+      expect_key = true;
+    }
+  }
+  return offsets;
+}
+
+std::map<std::string, std::string> ParseMetadata(const json& value, uint64_t offset,
+                                                 const std::string& path) {
   if (!value.is_object()) {
     throw Error("__metadata__ must be an object of strings (found " + Found(value) + ")",
-                {path, {}, kHeaderLengthBytes});
+                {path, {}, offset});
   }
   std::map<std::string, std::string> metadata;
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
       throw Error("__metadata__ value of '" + key + "' must be a string (found " + Found(item) + ")",
-                  {path, {}, kHeaderLengthBytes});
+                  {path, {}, offset});
     }
     metadata[key] = item.get<std::string>();
   }
@@ -111,9 +140,9 @@ std::map<std::string, std::string> ParseMetadata(const json& value, const std::s
 }
 
 // Entry fields, checked one by one so the message names the exact problem.
-TensorInfo ParseEntry(const std::string& name, const json& entry, uint64_t data_start,
-                      uint64_t data_bytes, const std::string& path) {
-  const ErrorContext where{path, name, kHeaderLengthBytes};
+TensorInfo ParseEntry(const std::string& name, const json& entry, uint64_t entry_offset,
+                      uint64_t data_start, uint64_t data_bytes, const std::string& path) {
+  const ErrorContext where{path, name, entry_offset};
   if (!entry.is_object()) {
     throw Error("header entry must be an object (found " + Found(entry) + ")", where);
   }
@@ -267,12 +296,17 @@ ParsedHeader ParseSafetensorsHeader(std::span<const std::byte> file_prefix, uint
   ParsedHeader header;
   header.data_start = kHeaderLengthBytes + header_bytes;
   const uint64_t data_bytes = file_size - header.data_start;
+  const std::map<std::string_view, uint64_t> key_offsets = TopLevelKeyOffsets(text);
   for (const auto& [name, entry] : root.items()) {  // std::map order: sorted by name
+    // The key as the file spells it; a name written with different escapes falls back to the
+    // start of the header.
+    const auto key = key_offsets.find(json(name).dump(-1, ' ', false, json::error_handler_t::replace));
+    const uint64_t entry_offset = kHeaderLengthBytes + (key == key_offsets.end() ? 0 : key->second);
     if (name == "__metadata__") {
-      header.metadata = ParseMetadata(entry, path);
+      header.metadata = ParseMetadata(entry, entry_offset, path);
       continue;
     }
-    header.tensors.push_back(ParseEntry(name, entry, header.data_start, data_bytes, path));
+    header.tensors.push_back(ParseEntry(name, entry, entry_offset, header.data_start, data_bytes, path));
   }
   CheckTiling(header.tensors, header.data_start, data_bytes, path);
   return header;

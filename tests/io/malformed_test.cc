@@ -89,6 +89,19 @@ TEST(ParseSafetensorsHeader, EdgeCases) {
               {"not fully readable"});
 }
 
+// Errors about an entry point at its key in the file (8-byte length + position in the JSON).
+TEST(ParseSafetensorsHeader, EntryErrorsNameTheEntryOffset) {
+  const std::string json =
+      R"({"__metadata__":{"k":"v"}, "a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},  "b":{"dtype":"X"}})";
+  const std::string file = SafetensorsBytes(json, "z");
+  const std::string expected = "tensor 'b': byte " + std::to_string(8 + json.find("\"b\"")) + ": ";
+  ExpectError([&] { io::ParseSafetensorsHeader(std::as_bytes(std::span(file)), file.size(), "f"); },
+              {expected, "lacks key 'shape'"});
+  const std::string bad_metadata = SafetensorsBytes(R"({ "__metadata__":{"k":1}})");
+  ExpectError([&] { io::ParseSafetensorsHeader(std::as_bytes(std::span(bad_metadata)), bad_metadata.size(), "f"); },
+              {"byte 10: __metadata__ value of 'k'"});
+}
+
 // A sharded checkpoint with two shards, written by our writer, then edited by `edit`.
 fs::path MakeSharded(const ScratchDir& scratch) {
   const fs::path dir = scratch / "ckpt";

@@ -33,7 +33,7 @@ CASES = [
     ("invalid_utf8.safetensors", st(b'{"a\xff\xfe":{}}'), "not valid UTF-8 JSON"),
     ("empty_header.safetensors", st(""), "not valid UTF-8 JSON"),
     ("header_is_array.safetensors", st("[1,2]"), "must be a JSON object (found array)"),
-    ("entry_not_object.safetensors", st('{"w":5}'), "tensor 'w': byte 8: header entry must be an object"),
+    ("entry_not_object.safetensors", st('{"w":5}'), "tensor 'w': byte 9: header entry must be an object"),
     ("missing_dtype.safetensors", st('{"w":{"shape":[1],"data_offsets":[0,4]}}', b"\0" * 4), "lacks key 'dtype'"),
     ("missing_offsets.safetensors", st('{"w":{"dtype":"F32","shape":[1]}}', b"\0" * 4), "lacks key 'data_offsets'"),
     ("extra_key.safetensors", st('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"foo":1}}', b"\0" * 4),
