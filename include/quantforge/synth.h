@@ -146,10 +146,10 @@ struct SynthCheckpointOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
 };
 
-// Presets: "tiny" (a few MB), "small" (~100 MB), "1b" (Llama-3.2-1B shape), "8b" (Llama-3-8B
-// shape, 16 GB in BF16). nullopt for an unknown name.
+// Presets: "tiny" (0.5 MB in BF16), "small" (67 MB), "1b" (Llama-3.2-1B shape, 2.5 GB),
+// "8b" (Llama-3-8B shape, 16 GB). nullopt for an unknown name.
 std::optional<LlamaShape> LlamaPreset(std::string_view name);
-// Presets: "tiny", "small" (same names, Nemotron-H layouts of similar size).
+// Presets: "tiny" (pattern ME*-ME, 0.3 MB), "small" (ME*EME-E, tens of MB).
 std::optional<NemotronHShape> NemotronHPreset(std::string_view name);
 std::vector<std::string> SynthPresetNames();
 
