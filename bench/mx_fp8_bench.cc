@@ -167,7 +167,11 @@ void BM_MxDequantizeScalar(benchmark::State& state) {
 
 // {rows, threads}: threads 0 = one (the caller), 1 = all hardware threads.
 void Vectorized(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"rows", "all_threads"})->Args({256, 0})->Args({4096, 0})->Args({4096, 1})->UseRealTime();
+  b->ArgNames({"rows", "all_threads"})
+      ->Args({256, 0})
+      ->Args({4096, 0})
+      ->Args({4096, 1})
+      ->UseRealTime();
 }
 void Scalar(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "all_threads"})->Args({256, 0})->UseRealTime();

@@ -29,7 +29,9 @@ U MaxAbsBits(D d, const T* HWY_RESTRICT values, size_t n, U abs_mask) {
   const hn::RebindToUnsigned<D> du;
   const size_t lanes = hn::Lanes(d);
   const auto mask = hn::Set(du, abs_mask);
-  const auto abs_bits = [&](size_t i) { return hn::And(hn::BitCast(du, hn::LoadU(d, values + i)), mask); };
+  const auto abs_bits = [&](size_t i) {
+    return hn::And(hn::BitCast(du, hn::LoadU(d, values + i)), mask);
+  };
   auto m0 = hn::Zero(du), m1 = hn::Zero(du), m2 = hn::Zero(du), m3 = hn::Zero(du);
   size_t i = 0;
   for (; i + 4 * lanes <= n; i += 4 * lanes) {
@@ -91,8 +93,8 @@ HWY_INLINE hn::Vec<DU32> F16BitsToF32Bits(DU32 du32, hn::Vec<DU32> h) {
                              hn::ShiftLeft<13>(fraction));
   const auto subnormal = hn::BitCast(
       du32, hn::Mul(hn::ConvertTo(df, hn::BitCast(di32, fraction)), hn::Set(df, 5.9604645e-08f)));
-  const auto special = hn::IfThenElse(hn::Eq(fraction, hn::Zero(du32)),
-                                      hn::Set(du32, 0x7F800000u), hn::Set(du32, 0x7FC00000u));
+  const auto special = hn::IfThenElse(hn::Eq(fraction, hn::Zero(du32)), hn::Set(du32, 0x7F800000u),
+                                      hn::Set(du32, 0x7FC00000u));
   auto magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Zero(du32)), subnormal, normal);
   magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Set(du32, 0x1Fu)), special, magnitude);
   return hn::Or(sign, magnitude);
@@ -112,8 +114,7 @@ inline void WidenF16(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT out, s
     HWY_ALIGN uint16_t tail_in[hn::MaxLanes(du32)] = {};
     HWY_ALIGN uint32_t tail_out[hn::MaxLanes(du32)];
     std::memcpy(tail_in, in + i, (n - i) * sizeof(uint16_t));
-    hn::Store(F16BitsToF32Bits(du32, hn::PromoteTo(du32, hn::Load(du16, tail_in))), du32,
-              tail_out);
+    hn::Store(F16BitsToF32Bits(du32, hn::PromoteTo(du32, hn::Load(du16, tail_in))), du32, tail_out);
     std::memcpy(out + i, tail_out, (n - i) * sizeof(float));
   }
 }

@@ -11,8 +11,8 @@
 //     the hardware's round-half-even add yields 2^14 + code * 2^-9, code 0..8 (8 is 2^-6, the
 //     smallest normal, which is where a carry belongs);
 //   - the sign bit is copied, so -0 and negatives that round to zero give 0x80.
-// Decode: normal codes rebuild the binary32 bits, subnormals are fraction * 2^-9 (exact), S.1111.111
-// is NaN (0x7FC00000 with the sign, as DecodeE4M3's copysign(NAN) gives).
+// Decode: normal codes rebuild the binary32 bits, subnormals are fraction * 2^-9 (exact),
+// S.1111.111 is NaN (0x7FC00000 with the sign, as DecodeE4M3's copysign(NAN) gives).
 
 #if defined(QF_KERNELS_FP8_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QF_KERNELS_FP8_INL_H_
@@ -56,8 +56,8 @@ HWY_INLINE hn::Vec<hn::RebindToFloat<DU>> DecodeE4M3Vec(DU du, hn::Vec<DU> code)
   const auto sign = hn::ShiftLeft<24>(hn::And(code, hn::Set(du, 0x80u)));
   const auto exponent = hn::And(hn::ShiftRight<3>(code), hn::Set(du, 0xFu));
   const auto fraction = hn::And(code, hn::Set(du, 0x7u));
-  const auto normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 120u))),
-                             hn::ShiftLeft<20>(fraction));
+  const auto normal =
+      hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 120u))), hn::ShiftLeft<20>(fraction));
   const auto subnormal = hn::BitCast(
       du, hn::Mul(hn::ConvertTo(df, hn::BitCast(di, fraction)), hn::Set(df, 0.001953125f)));
   auto magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Zero(du)), subnormal, normal);

@@ -89,8 +89,8 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> EncodeE2M1Vec(DF df, hn::Vec<DF> q)
   const auto normal = hn::Sub(hn::ShiftRight<22>(hn::Add(a, bias)), hn::Set(du, 252u));
   const auto past_quarter = hn::VecFromMask(du, hn::Gt(a, hn::Set(du, 0x3E800000u)));  // 0.25
   // a > 0.75, or a >= 0.75 written as a > the float below 0.75 (Highway 1.0.3 has no unsigned >=).
-  const auto past_three_quarters = hn::VecFromMask(
-      du, hn::Gt(a, hn::Set(du, kModelOptMx ? 0x3F400000u : 0x3F3FFFFFu)));
+  const auto past_three_quarters =
+      hn::VecFromMask(du, hn::Gt(a, hn::Set(du, kModelOptMx ? 0x3F400000u : 0x3F3FFFFFu)));
   // Masks are all ones (-1 as an integer): subtracting them counts.
   const auto subnormal = hn::Sub(hn::Sub(hn::Zero(du), past_quarter), past_three_quarters);
   const auto magnitude = hn::IfThenElse(hn::Lt(a, hn::Set(du, 0x3F800000u)), subnormal, normal);
@@ -165,7 +165,8 @@ HWY_INLINE void EncodeMxBlock(const float* HWY_RESTRICT x, float inv_scale_value
 #if HWY_TARGET == HWY_SCALAR
     HWY_ALIGN uint8_t nibbles[kMxBlock];
     for (size_t j = 0; j < kMxBlock; j += lanes) {
-      StoreBytes(du, EncodeE2M1Vec<kCeil>(df, hn::Mul(hn::LoadU(df, x + j), inv_scale)), nibbles + j);
+      StoreBytes(du, EncodeE2M1Vec<kCeil>(df, hn::Mul(hn::LoadU(df, x + j), inv_scale)),
+                 nibbles + j);
     }
     PackBlockNibbles(nibbles, block_codes);
 #else
@@ -263,7 +264,8 @@ uint32_t QuantizeMxRowT(const float* HWY_RESTRICT row, size_t padded_cols,
   row_max_bits = hn::GetLane(hn::MaxOfLanes(du, row_max));
 #endif
   for (; b < num_blocks; ++b) {
-    const uint32_t amax_bits = hn::GetLane(hn::MaxOfLanes(du, BlockMaxBits(du, row + b * kMxBlock)));
+    const uint32_t amax_bits =
+        hn::GetLane(hn::MaxOfLanes(du, BlockMaxBits(du, row + b * kMxBlock)));
     row_max_bits = std::max(row_max_bits, amax_bits);
     const int exponent = MxBlockExponent(amax_bits, kE2M1, kCeil);
     scales[b] = static_cast<uint8_t>(exponent + 127);

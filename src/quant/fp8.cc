@@ -27,7 +27,8 @@ float Fp8Scale(float amax) {
 }
 
 uint64_t RowsPerTask(int64_t cols) {
-  return static_cast<uint64_t>(std::max<int64_t>(1, kScanChunkElements / std::max<int64_t>(cols, 1)));
+  return static_cast<uint64_t>(
+      std::max<int64_t>(1, kScanChunkElements / std::max<int64_t>(cols, 1)));
 }
 
 }  // namespace
@@ -98,8 +99,8 @@ void DequantizeFp8(const Fp8Tensor& t, std::span<float> out, ThreadPool* pool) {
   if (t.rows < 0 || t.cols < 0 || t.codes.size() != num_elements ||
       !(t.scales.size() == 1 || t.scales.size() == static_cast<size_t>(t.rows))) {
     throw Error("FP8 tensor is inconsistent: " + std::to_string(t.rows) + " x " +
-                std::to_string(t.cols) + " with " + std::to_string(t.codes.size()) +
-                " codes and " + std::to_string(t.scales.size()) + " scales");
+                std::to_string(t.cols) + " with " + std::to_string(t.codes.size()) + " codes and " +
+                std::to_string(t.scales.size()) + " scales");
   }
   if (out.size() != num_elements) {
     throw Error("dequantize output holds " + std::to_string(out.size()) + " floats; expected " +

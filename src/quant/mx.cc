@@ -1,6 +1,7 @@
 // QuantizeMx / DequantizeMx (quantize.h): validation, zero padding to whole 32-element blocks,
-// threading over fixed runs of blocks (quantize) or rows (dequantize), and dispatch to the row kernels of src/kernels/mx_kernels.h.
-// The arithmetic is stated in mx_kernels.h and docs/FORMATS.md; mx_reference.cc is its scalar twin.
+// threading over fixed runs of blocks (quantize) or rows (dequantize), and dispatch to the row
+// kernels of src/kernels/mx_kernels.h. The arithmetic is stated in mx_kernels.h and
+// docs/FORMATS.md; mx_reference.cc is its scalar twin.
 #include <algorithm>
 #include <atomic>
 #include <string>
@@ -20,7 +21,8 @@ constexpr int64_t kBlocksPerTask = kScanChunkElements / kMxBlockSize;
 
 // Rows per task: about kScanChunkElements values, at least one row. Depends on the shape only.
 uint64_t RowsPerTask(int64_t cols) {
-  return static_cast<uint64_t>(std::max<int64_t>(1, kScanChunkElements / std::max<int64_t>(cols, 1)));
+  return static_cast<uint64_t>(
+      std::max<int64_t>(1, kScanChunkElements / std::max<int64_t>(cols, 1)));
 }
 
 int64_t CodesPerRow(MxElement element, int64_t padded_cols) {
@@ -55,13 +57,15 @@ MxTensor QuantizeMx(const TensorView& tensor, MxElement element, MxScaleRule rul
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
     std::vector<float>& values = scratch[worker];
     values.resize(kBlocksPerTask * kMxBlockSize);
-    for (int64_t block = partition.Begin(task); block < static_cast<int64_t>(partition.End(task));) {
+    for (int64_t block = partition.Begin(task);
+         block < static_cast<int64_t>(partition.End(task));) {
       // The run of this task's blocks that lies in one row.
       const int64_t r = block / blocks_per_row, first = block % blocks_per_row;
-      const int64_t num_blocks =
-          std::min<int64_t>(static_cast<int64_t>(partition.End(task)) - block, blocks_per_row - first);
+      const int64_t num_blocks = std::min<int64_t>(
+          static_cast<int64_t>(partition.End(task)) - block, blocks_per_row - first);
       const int64_t col_begin = first * kMxBlockSize;
-      const int64_t num_values = std::min(t.cols, col_begin + num_blocks * kMxBlockSize) - col_begin;
+      const int64_t num_values =
+          std::min(t.cols, col_begin + num_blocks * kMxBlockSize) - col_begin;
       const std::span<float> run(values.data(), num_blocks * kMxBlockSize);
       WidenElements(tensor, r * t.cols + col_begin, run.first(num_values));
       std::fill(run.begin() + num_values, run.end(), 0.0f);  // zero padding of the last block
@@ -101,9 +105,10 @@ void DequantizeMx(const MxTensor& t, std::span<float> out, ThreadPool* pool) {
   const Partition partition{static_cast<uint64_t>(t.rows), RowsPerTask(t.padded_cols)};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
     for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {
-      DequantizeMxRow(std::span<const uint8_t>(t.codes).subspan(r * codes_per_row, codes_per_row),
-                      std::span<const uint8_t>(t.scales).subspan(r * blocks_per_row, blocks_per_row),
-                      e2m1, out.subspan(r * t.cols, t.cols));
+      DequantizeMxRow(
+          std::span<const uint8_t>(t.codes).subspan(r * codes_per_row, codes_per_row),
+          std::span<const uint8_t>(t.scales).subspan(r * blocks_per_row, blocks_per_row), e2m1,
+          out.subspan(r * t.cols, t.cols));
     }
   });
 }

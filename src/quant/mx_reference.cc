@@ -85,9 +85,9 @@ void ReferenceDequantizeMx(const MxTensor& t, std::span<float> out) {
   for (int64_t r = 0; r < t.rows; ++r) {
     for (int64_t c = 0; c < t.cols; ++c) {
       const float scale = DecodeE8M0(t.scales[r * num_blocks + c / kMxBlockSize]);
-      const float element =
-          e2m1 ? DecodeE2M1(static_cast<uint8_t>(t.codes[r * t.padded_cols / 2 + c / 2] >> (4 * (c % 2))))
-               : DecodeE4M3(t.codes[r * t.padded_cols + c]);
+      const float element = e2m1 ? DecodeE2M1(static_cast<uint8_t>(
+                                       t.codes[r * t.padded_cols / 2 + c / 2] >> (4 * (c % 2))))
+                                 : DecodeE4M3(t.codes[r * t.padded_cols + c]);
       out[r * t.cols + c] = element * scale;
     }
   }

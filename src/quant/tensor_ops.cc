@@ -5,6 +5,8 @@
 // the per-chunk maxima are combined in chunk order, so the result is the same for any thread
 // count (max is exact anyway). A NaN or Inf is reported by its first flat index: the kernels only
 // flag a chunk, and the first flagged chunk is rescanned element by element.
+#include "src/quant/tensor_ops.h"
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -14,12 +16,13 @@
 #include "quantforge/formats.h"
 #include "quantforge/quantize.h"
 #include "src/kernels/amax.h"
-#include "src/quant/tensor_ops.h"
 
 namespace qf {
 namespace {
 
-ErrorContext Where(const TensorView& tensor) { return ErrorContext{{}, std::string(tensor.name), {}}; }
+ErrorContext Where(const TensorView& tensor) {
+  return ErrorContext{{}, std::string(tensor.name), {}};
+}
 
 const uint16_t* Bits16(const TensorView& tensor) {
   return reinterpret_cast<const uint16_t*>(tensor.data.data());
@@ -81,9 +84,9 @@ namespace {
 }  // namespace
 
 void CheckQuantizableView(const TensorView& tensor) {
-  if (tensor.dtype != DType::kF32 && tensor.dtype != DType::kBF16 &&
-      tensor.dtype != DType::kF16) {
-    throw Error("dtype " + std::string(DTypeName(tensor.dtype)) + " cannot be quantized; expected F32, BF16 or F16",
+  if (tensor.dtype != DType::kF32 && tensor.dtype != DType::kBF16 && tensor.dtype != DType::kF16) {
+    throw Error("dtype " + std::string(DTypeName(tensor.dtype)) +
+                    " cannot be quantized; expected F32, BF16 or F16",
                 Where(tensor));
   }
   const int64_t num_elements = tensor.NumElements();

@@ -85,8 +85,7 @@ void ExpectMatchesReference(const TensorView& view, const std::vector<float>& de
   for (size_t i = 0; i < ref.scales.size(); ++i) {
     ASSERT_EQ(Bits(ref.scales[i]), Bits(got.scales[i])) << what << " scale " << i;
   }
-  ExpectBytesEqual(ref.codes, got.codes, what,
-                   [&](size_t i) { return FloatWithBits(decoded[i]); });
+  ExpectBytesEqual(ref.codes, got.codes, what, [&](size_t i) { return FloatWithBits(decoded[i]); });
   std::vector<float> ref_out(decoded.size()), got_out(decoded.size());
   ReferenceDequantizeFp8(ref, ref_out);
   DequantizeFp8(got, got_out, pool);
@@ -107,19 +106,20 @@ TEST_P(Fp8KernelTest, QuantizerMatchesReferenceOnRandomTensors) {
       const auto f16 = ToF16(v);
       std::vector<float> f16_decoded(v.size());
       for (size_t i = 0; i < v.size(); ++i) f16_decoded[i] = DecodeFP16(f16[i]);
-      const TensorView f16_view{DType::kF16, {shape[0], shape[1]},
-                                std::as_bytes(std::span<const uint16_t>(f16)), "h"};
+      const TensorView f16_view{
+          DType::kF16, {shape[0], shape[1]}, std::as_bytes(std::span<const uint16_t>(f16)), "h"};
       for (Fp8Granularity g : {Fp8Granularity::kPerTensor, Fp8Granularity::kPerChannel}) {
         // No override; an override below the amax (saturates); a larger one.
-        for (std::optional<float> amax : {std::optional<float>(), std::optional<float>(0.01f),
-                                          std::optional<float>(1000.0f)}) {
+        for (std::optional<float> amax :
+             {std::optional<float>(), std::optional<float>(0.01f), std::optional<float>(1000.0f)}) {
           const std::string what = DistributionName(dist) + " " + std::to_string(shape[0]) + "x" +
                                    std::to_string(shape[1]) +
                                    (g == Fp8Granularity::kPerTensor ? " tensor" : " channel") +
                                    (amax ? " amax " + std::to_string(*amax) : "");
-          ExpectMatchesReference(MakeView(v, {shape[0], shape[1]}), v, g, amax, nullptr, what + " F32");
-          ExpectMatchesReference(MakeView(bf16, {shape[0], shape[1]}), bf16_decoded, g, amax, nullptr,
-                                 what + " BF16");
+          ExpectMatchesReference(MakeView(v, {shape[0], shape[1]}), v, g, amax, nullptr,
+                                 what + " F32");
+          ExpectMatchesReference(MakeView(bf16, {shape[0], shape[1]}), bf16_decoded, g, amax,
+                                 nullptr, what + " BF16");
           ExpectMatchesReference(f16_view, f16_decoded, g, amax, nullptr, what + " F16");
         }
       }
@@ -170,9 +170,10 @@ TEST(Fp8Test, HandMadeScales) {
   EXPECT_EQ(pc.scales, (std::vector<float>{1.0f, 1.0f, 4.0f / 448.0f}));
   EXPECT_EQ(pc.codes[1], 0x80);
   EXPECT_EQ(pc.codes[5], 0xFE);  // -4 / (4/448) = -448
-  EXPECT_EQ(QuantizeFp8(MakeView(std::span<const float>(zeros).first(4), {4}),
-                        Fp8Granularity::kPerTensor).scales[0],
-            1.0f);
+  EXPECT_EQ(
+      QuantizeFp8(MakeView(std::span<const float>(zeros).first(4), {4}), Fp8Granularity::kPerTensor)
+          .scales[0],
+      1.0f);
   // A tiny amax whose quotient underflows: 2^-149 / 448 = 0 -> scale 1.0, the value rounds to 0.
   const std::vector<float> tiny = {std::numeric_limits<float>::denorm_min()};
   const Fp8Tensor tt = QuantizeFp8(MakeView(tiny, {1}), Fp8Granularity::kPerTensor);
@@ -197,7 +198,8 @@ TEST(Fp8Test, BadInputsThrow) {
       QuantizeFp8(MakeView(v, {6, 10}, "f.w"), g, std::nullopt, &three);
       ADD_FAILURE() << "no error";
     } catch (const Error& e) {
-      EXPECT_EQ(std::string(e.what()), "tensor 'f.w': element 41 is NaN; expected finite values (F32)");
+      EXPECT_EQ(std::string(e.what()),
+                "tensor 'f.w': element 41 is NaN; expected finite values (F32)");
     }
   }
   v[41] = 0.0f;

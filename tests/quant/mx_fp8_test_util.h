@@ -22,17 +22,23 @@ namespace qf::test {
 
 enum class Distribution { kNormal, kHeavyTailed, kOutliers, kZeroBlocks, kSubnormal, kMixed };
 inline constexpr Distribution kAllDistributions[] = {
-    Distribution::kNormal,    Distribution::kHeavyTailed, Distribution::kOutliers,
+    Distribution::kNormal,     Distribution::kHeavyTailed, Distribution::kOutliers,
     Distribution::kZeroBlocks, Distribution::kSubnormal,   Distribution::kMixed};
 
 inline std::string DistributionName(Distribution d) {
   switch (d) {
-    case Distribution::kNormal: return "normal";
-    case Distribution::kHeavyTailed: return "heavy_tailed";
-    case Distribution::kOutliers: return "outliers";
-    case Distribution::kZeroBlocks: return "zero_blocks";
-    case Distribution::kSubnormal: return "subnormal";
-    default: return "mixed";
+    case Distribution::kNormal:
+      return "normal";
+    case Distribution::kHeavyTailed:
+      return "heavy_tailed";
+    case Distribution::kOutliers:
+      return "outliers";
+    case Distribution::kZeroBlocks:
+      return "zero_blocks";
+    case Distribution::kSubnormal:
+      return "subnormal";
+    default:
+      return "mixed";
   }
 }
 
@@ -47,8 +53,12 @@ inline std::vector<float> RandomValues(Distribution dist, size_t n, uint32_t see
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) {
     switch (dist) {
-      case Distribution::kNormal: v[i] = 0.02f * normal(rng); break;
-      case Distribution::kHeavyTailed: v[i] = 0.01f * student(rng); break;
+      case Distribution::kNormal:
+        v[i] = 0.02f * normal(rng);
+        break;
+      case Distribution::kHeavyTailed:
+        v[i] = 0.01f * student(rng);
+        break;
       case Distribution::kOutliers:
         v[i] = uniform(rng) < 0.002f ? 300.0f * normal(rng) : 0.05f * normal(rng);
         break;
@@ -100,8 +110,8 @@ inline std::string FloatWithBits(float x) {
 
 // Byte-for-byte comparison that reports the first few mismatches with their index, the input
 // (described by `input`, given the byte index) and both bytes in hex, then the total count.
-inline void ExpectBytesEqual(const std::vector<uint8_t>& expected, const std::vector<uint8_t>& actual,
-                             const std::string& what,
+inline void ExpectBytesEqual(const std::vector<uint8_t>& expected,
+                             const std::vector<uint8_t>& actual, const std::string& what,
                              const std::function<std::string(size_t)>& input = nullptr) {
   ASSERT_EQ(expected.size(), actual.size()) << what;
   size_t mismatches = 0;

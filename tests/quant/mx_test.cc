@@ -4,8 +4,8 @@
 // (powers of two, just above, zero, tiny amax, saturation, ties, signed zeros, packing).
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -69,13 +69,14 @@ TEST_P(MxKernelTest, MatchesReferenceOnRandomTensors) {
       const auto f16 = ToF16(v);
       std::vector<float> f16_decoded(v.size());
       for (size_t i = 0; i < v.size(); ++i) f16_decoded[i] = DecodeFP16(f16[i]);
-      const TensorView f16_view{DType::kF16, {shape[0], shape[1]},
-                                std::as_bytes(std::span<const uint16_t>(f16)), "h"};
+      const TensorView f16_view{
+          DType::kF16, {shape[0], shape[1]}, std::as_bytes(std::span<const uint16_t>(f16)), "h"};
       for (MxElement e : kElements) {
         for (MxScaleRule r : kRules) {
           const std::string what = Name(e, r) + " " + DistributionName(dist) + " " +
                                    std::to_string(shape[0]) + "x" + std::to_string(shape[1]);
-          ExpectMatchesReference(MakeView(v, {shape[0], shape[1]}), v, e, r, nullptr, what + " F32");
+          ExpectMatchesReference(MakeView(v, {shape[0], shape[1]}), v, e, r, nullptr,
+                                 what + " F32");
           ExpectMatchesReference(MakeView(bf16, {shape[0], shape[1]}), bf16_decoded, e, r, nullptr,
                                  what + " BF16");
           ExpectMatchesReference(f16_view, f16_decoded, e, r, nullptr, what + " F16");
@@ -118,7 +119,8 @@ TEST_P(MxKernelTest, SharedExponentMatchesReferenceForEveryAmax) {
   }
   for (MxElement e : kElements) {
     for (MxScaleRule r : kRules) {
-      ExpectMatchesReference(MakeView(v, {rows, cols}), v, e, r, nullptr, Name(e, r) + " amax sweep");
+      ExpectMatchesReference(MakeView(v, {rows, cols}), v, e, r, nullptr,
+                             Name(e, r) + " amax sweep");
     }
   }
 }
@@ -179,8 +181,7 @@ TEST(MxTest, LongRowsSplitAcrossTasksMatchReference) {
   // task boundaries inside rows, and 1 x 200,001 is a single long row.
   ThreadPool three(3);
   for (const auto& shape : {std::pair<int64_t, int64_t>{3, 70001}, {1, 200001}}) {
-    const std::vector<float> v =
-        RandomValues(Distribution::kMixed, shape.first * shape.second, 77);
+    const std::vector<float> v = RandomValues(Distribution::kMixed, shape.first * shape.second, 77);
     for (MxElement e : kElements) {
       for (MxScaleRule r : kRules) {
         ExpectMatchesReference(MakeView(v, {shape.first, shape.second}), v, e, r, &three,
@@ -244,7 +245,8 @@ TEST(MxScaleRuleTest, PowersOfTwoAndJustAbove) {
   }
   // MXFP8 saturation: amax 500, OCP e = floor(log2 500) - 8 = 0, 500 -> 448 (0x7E), -500 -> 0xFE.
   {
-    const MxTensor t = QuantizeMx(MakeView(Block(500.0f, {-500.0f, 1.0f}), {1, 32}), MxElement::kE4M3);
+    const MxTensor t =
+        QuantizeMx(MakeView(Block(500.0f, {-500.0f, 1.0f}), {1, 32}), MxElement::kE4M3);
     EXPECT_EQ(t.scales[0], 127);
     EXPECT_EQ(t.codes[0], 0x7E);
     EXPECT_EQ(t.codes[1], 0xFE);
@@ -283,14 +285,16 @@ TEST(MxScaleRuleTest, ZeroAndTinyAmax) {
   // -127. The element 2^-22 rounds to 0; Model Optimizer's sign rule still writes 0x8.
   const float min_sub = std::numeric_limits<float>::denorm_min();
   EXPECT_EQ(CodeAt(QuantizeMx(MakeView(Block(min_sub), {1, 32}), MxElement::kE2M1), 0), 0x0);
-  EXPECT_EQ(CodeAt(QuantizeMx(MakeView(Block(min_sub), {1, 32}), MxElement::kE2M1,
-                              MxScaleRule::kCeil), 0),
-            0x0);  // positive nonzero: !(x > 0) is false, and 2^-22 rounds to magnitude 0
+  EXPECT_EQ(
+      CodeAt(QuantizeMx(MakeView(Block(min_sub), {1, 32}), MxElement::kE2M1, MxScaleRule::kCeil),
+             0),
+      0x0);  // positive nonzero: !(x > 0) is false, and 2^-22 rounds to magnitude 0
   // Model Optimizer's binary32 descale: amax = 448 * 2^-127 * (1 + 2^-23/1.75) divides to a
   // quotient that rounds (subnormal spacing 2^-149) to exactly 2^-127, so e = -127, not the exact
   // ceil -126, and the element 448.0000x saturates to 448.
   const float just_above = std::nextafter(448.0f * two_m127, 1.0f);
-  const MxTensor q = QuantizeMx(MakeView(Block(just_above), {1, 32}), MxElement::kE4M3, MxScaleRule::kCeil);
+  const MxTensor q =
+      QuantizeMx(MakeView(Block(just_above), {1, 32}), MxElement::kE4M3, MxScaleRule::kCeil);
   EXPECT_EQ(q.scales[0], 0);
   EXPECT_EQ(q.codes[0], 0x7E);
 }
@@ -344,19 +348,21 @@ TEST(MxTest, BadInputsThrow) {
     QuantizeMx(MakeView(v, {4, 25}, "m.w"), MxElement::kE2M1, MxScaleRule::kOcpFloor, &three);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "tensor 'm.w': element 77 is -Inf; expected finite values (F32)");
+    EXPECT_EQ(std::string(e.what()),
+              "tensor 'm.w': element 77 is -Inf; expected finite values (F32)");
   }
   const std::vector<float> empty;
   EXPECT_THROW(QuantizeMx(MakeView(empty, {0, 32}, "e"), MxElement::kE4M3), Error);
-  MxTensor bad = QuantizeMx(MakeView(std::span<const float>(v).first(64), {2, 32}), MxElement::kE4M3);
+  MxTensor bad =
+      QuantizeMx(MakeView(std::span<const float>(v).first(64), {2, 32}), MxElement::kE4M3);
   std::vector<float> out(64);
   bad.scales.pop_back();
   EXPECT_THROW(DequantizeMx(bad, out), Error);
   std::vector<float> short_out(63);
-  EXPECT_THROW(
-      DequantizeMx(QuantizeMx(MakeView(std::span<const float>(v).first(64), {2, 32}), MxElement::kE4M3),
-                   short_out),
-      Error);
+  EXPECT_THROW(DequantizeMx(QuantizeMx(MakeView(std::span<const float>(v).first(64), {2, 32}),
+                                       MxElement::kE4M3),
+                            short_out),
+               Error);
 }
 
 }  // namespace

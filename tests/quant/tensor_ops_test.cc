@@ -22,15 +22,18 @@ namespace {
 AmaxResult ReferenceAmax(const std::vector<float>& decoded) {
   AmaxResult r;
   for (float x : decoded) {
-    if (!std::isfinite(x)) r.all_finite = false;
-    else if (std::fabs(x) > r.amax) r.amax = std::fabs(x);
+    if (!std::isfinite(x))
+      r.all_finite = false;
+    else if (std::fabs(x) > r.amax)
+      r.amax = std::fabs(x);
   }
   return r;
 }
 
 std::vector<float> DecodeAll(const std::vector<uint16_t>& bits, bool bf16) {
   std::vector<float> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16 ? DecodeBF16(bits[i]) : DecodeFP16(bits[i]);
+  for (size_t i = 0; i < bits.size(); ++i)
+    out[i] = bf16 ? DecodeBF16(bits[i]) : DecodeFP16(bits[i]);
   return out;
 }
 
@@ -40,7 +43,8 @@ HWY_TARGET_INSTANTIATE_TEST_SUITE_P(AmaxKernelTest);
 TEST_P(AmaxKernelTest, MatchesReferenceOnRandomData) {
   uint32_t seed = 1;
   for (Distribution dist : kAllDistributions) {
-    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{31}, size_t{33}, size_t{257}, size_t{1000}, size_t{4099}}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{31}, size_t{33}, size_t{257},
+                     size_t{1000}, size_t{4099}}) {
       const std::vector<float> f32 = RandomValues(dist, n, seed++);
       const auto bf16 = ToBF16(f32);
       const auto f16 = ToF16(f32);
@@ -60,7 +64,8 @@ TEST_P(AmaxKernelTest, MatchesReferenceOnRandomData) {
 TEST_P(AmaxKernelTest, FlagsNaNAndInfAtEveryPosition) {
   for (size_t n : {size_t{1}, size_t{5}, size_t{67}}) {
     for (size_t pos = 0; pos < n; ++pos) {
-      for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      for (float bad :
+           {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
         std::vector<float> v = RandomValues(Distribution::kNormal, n, 7);
         v[pos] = bad;
         EXPECT_FALSE(AmaxF32(v).all_finite) << n << " " << pos;
@@ -112,7 +117,8 @@ TEST(TensorAmaxTest, AllDTypes) {
   const auto bf16 = ToBF16(v);
   const auto f16 = ToF16(v);
   const TensorView bf_view = MakeView(bf16, {50, 100}, "bf");
-  const TensorView h_view{DType::kF16, {50, 100}, std::as_bytes(std::span<const uint16_t>(f16)), "h"};
+  const TensorView h_view{
+      DType::kF16, {50, 100}, std::as_bytes(std::span<const uint16_t>(f16)), "h"};
   EXPECT_EQ(Bits(TensorAmax(bf_view)), Bits(ReferenceAmax(DecodeAll(bf16, true)).amax));
   EXPECT_EQ(Bits(TensorAmax(h_view)), Bits(ReferenceAmax(DecodeAll(f16, false)).amax));
   const std::vector<float> wb = ToFloat(bf_view);
@@ -137,9 +143,13 @@ std::string MessageOf(const std::function<void()>& f) {
 
 TEST(TensorAmaxTest, ErrorsNameTensorIndexAndValue) {
   const std::vector<float> empty;
-  EXPECT_EQ(MessageOf([&] { TensorAmax(MakeView(empty, {0, 4}, "x")); }),
+  EXPECT_EQ(MessageOf([&] {
+              TensorAmax(MakeView(empty, {0, 4}, "x"));
+            }),
             "tensor 'x': has no elements");
-  EXPECT_EQ(MessageOf([&] { ToFloat(MakeView(empty, {3, 0}, "x")); }),
+  EXPECT_EQ(MessageOf([&] {
+              ToFloat(MakeView(empty, {3, 0}, "x"));
+            }),
             "tensor 'x': has no elements");
 
   std::vector<float> v(200000, 1.0f);
