@@ -18,6 +18,8 @@ namespace {
 constexpr uint32_t kInfBits = 0x7F800000u;
 // Blocks per quantization task: 2,048 blocks = 65,536 values. Depends on nothing but this constant.
 constexpr int64_t kBlocksPerTask = kScanChunkElements / kMxBlockSize;
+// Blocks widened and quantized in one go: 64 blocks = 8 KiB of F32, well inside L1.
+constexpr int64_t kBlocksPerPiece = 64;
 
 // Rows per task: about kScanChunkElements values, at least one row. Depends on the shape only.
 uint64_t RowsPerTask(int64_t cols) {
@@ -56,13 +58,14 @@ MxTensor QuantizeMx(const TensorView& tensor, MxElement element, MxScaleRule rul
   std::atomic<bool> non_finite{false};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
     std::vector<float>& values = scratch[worker];
-    values.resize(kBlocksPerTask * kMxBlockSize);
+    values.resize(kBlocksPerPiece * kMxBlockSize);
     for (int64_t block = partition.Begin(task);
          block < static_cast<int64_t>(partition.End(task));) {
-      // The run of this task's blocks that lies in one row.
+      // A run of this task's blocks that lies in one row, at most kBlocksPerPiece long so the
+      // widened values are still in L1 when the kernel reads them.
       const int64_t r = block / blocks_per_row, first = block % blocks_per_row;
-      const int64_t num_blocks = std::min<int64_t>(
-          static_cast<int64_t>(partition.End(task)) - block, blocks_per_row - first);
+      const int64_t num_blocks = std::min({static_cast<int64_t>(partition.End(task)) - block,
+                                           blocks_per_row - first, kBlocksPerPiece});
       const int64_t col_begin = first * kMxBlockSize;
       const int64_t num_values =
           std::min(t.cols, col_begin + num_blocks * kMxBlockSize) - col_begin;
