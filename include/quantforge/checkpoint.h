@@ -99,7 +99,8 @@ struct WriterOptions {
 
 // Streaming writer. The whole plan is given up front so shard assignment and every header are
 // known before any data: the constructor creates the shard files (model.safetensors, or
-// model-00001-of-0000N.safetensors when more than one is needed) and writes their headers; Write
+// model-00001-of-0000N.safetensors when more than one is needed), reserves their full size
+// (posix_fallocate: a full disk fails here, before any work) and writes their headers; Write
 // places a tensor's bytes at their final offset with pwrite, in any order and from any thread, so
 // nothing is buffered. Headers are JSON sorted by name, padded with spaces to a multiple of 8
 // bytes; within a shard tensors are contiguous in declared order. Finish() checks that every
@@ -132,7 +133,8 @@ class CheckpointWriter {
 // write into Dir(). Commit() fsyncs the directory and renames it onto `target`; with overwrite an
 // existing target is swapped out only at that moment (renameat2 RENAME_EXCHANGE, then the old
 // tree is removed), so a failure before Commit leaves the old output intact. Without Commit the
-// destructor removes the temporary directory.
+// destructor removes the temporary directory. Missing parents of `target` are created (and stay).
+// Commit throws instead of renaming once CancelRequested().
 class OutputTransaction {
  public:
   OutputTransaction(std::filesystem::path target, bool overwrite);
