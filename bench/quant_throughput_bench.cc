@@ -108,6 +108,7 @@ struct Entry {
   std::function<void(const TensorView&, std::span<const float>)> reference;
   double gbs_1 = 0, gbs_all = 0, gbs_ref = 0;
   double cpu_gbs_1 = 0, cpu_gbs_ref = 0;  // bytes per CPU second of the (single) thread
+  double cpu_gbs_1_slice = 0;  // 1 thread on the reference's slice (same data, same cache state)
 };
 
 // "avx512f avx512bw ... avx512_bf16": the AVX-512 flags the kernels may dispatch to.
@@ -284,6 +285,8 @@ int Main(int argc, char** argv) {
     const std::vector<float> rf = ToFloat(rv, &all);
     e.gbs_ref = rv.data.size() * gb / Seconds([&] { e.reference(rv, rf); }, 1, &cpu);
     e.cpu_gbs_ref = rv.data.size() * gb / cpu;
+    Seconds([&] { e.run(rv, &one); }, flags.reps, &cpu);
+    e.cpu_gbs_1_slice = rv.data.size() * gb / cpu;
     std::fprintf(stderr, "measured %s %s\n", e.format.c_str(), e.algorithm.c_str());
   }
 
@@ -298,12 +301,12 @@ int Main(int argc, char** argv) {
   }
   std::printf(
       "\nper CPU second of one thread (1 thread; not slowed by other processes' load):\n"
-      "%-6s %-20s %8s %6s %8s %7s\n",
-      "format", "algorithm", "GB/s", "%read", "ref GB/s", "x ref");
+      "%-6s %-20s %8s %6s %8s %7s %11s %7s\n",
+      "format", "algorithm", "GB/s", "%read", "ref GB/s", "x ref", "slice GB/s", "x ref");
   for (const Entry& e : entries) {
-    std::printf("%-6s %-20s %8.3f %5.0f%% %8.4f %6.1fx\n", e.format.c_str(), e.algorithm.c_str(),
-                e.cpu_gbs_1, 100 * e.cpu_gbs_1 / base_cpu, e.cpu_gbs_ref,
-                e.cpu_gbs_1 / e.cpu_gbs_ref);
+    std::printf("%-6s %-20s %8.3f %5.0f%% %8.4f %6.1fx %11.3f %6.1fx\n", e.format.c_str(),
+                e.algorithm.c_str(), e.cpu_gbs_1, 100 * e.cpu_gbs_1 / base_cpu, e.cpu_gbs_ref,
+                e.cpu_gbs_1 / e.cpu_gbs_ref, e.cpu_gbs_1_slice, e.cpu_gbs_1_slice / e.cpu_gbs_ref);
   }
   std::printf("(reference slices: %lld rows, %lld rows for the MSE sweeps; one run each)\n\n",
               static_cast<long long>(flags.ref_rows), static_cast<long long>(flags.ref_slow_rows));
@@ -314,7 +317,7 @@ int Main(int argc, char** argv) {
   const auto target = [&](const char* what, double value, double goal) {
     const bool met = value >= goal;
     ok &= met;
-    std::printf("target %-48s %8.2f >= %5.2f  %s\n", what, value, goal, met ? "MET" : "NOT MET");
+    std::printf("target %-56s %8.2f >= %5.2f  %s\n", what, value, goal, met ? "MET" : "NOT MET");
   };
   target("NVFP4 max / memory read (all threads)", max.gbs_all / base_all, 0.40);
   target("four_over_six / NVFP4 max (all threads)", fos.gbs_all / max.gbs_all, 0.60);
@@ -325,14 +328,14 @@ int Main(int argc, char** argv) {
   std::printf(
       "\nthe same targets per CPU second of one thread (extra, not the issue's wording):\n");
   const auto info = [&](const char* what, double value, double goal) {
-    std::printf("       %-48s %8.2f >= %5.2f  %s\n", what, value, goal,
+    std::printf("       %-56s %8.2f >= %5.2f  %s\n", what, value, goal,
                 value >= goal ? "met" : "not met");
   };
   info("NVFP4 max / memory read (1 thread cpu)", max.cpu_gbs_1 / base_cpu, 0.40);
   info("four_over_six / NVFP4 max (1 thread cpu)", fos.cpu_gbs_1 / max.cpu_gbs_1, 0.60);
   for (const Entry& e : entries) {
-    const std::string what = e.format + " " + e.algorithm + " / scalar ref (cpu)";
-    info(what.c_str(), e.cpu_gbs_1 / e.cpu_gbs_ref, 10.0);
+    const std::string what = e.format + " " + e.algorithm + " / scalar ref (cpu, same slice)";
+    info(what.c_str(), e.cpu_gbs_1_slice / e.cpu_gbs_ref, 10.0);
   }
   std::printf("%s\nload average after: %s\n", ok ? "all targets met" : "some targets not met",
               LoadAverage().c_str());
