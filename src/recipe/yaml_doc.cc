@@ -38,6 +38,45 @@ std::string ReadTextFile(const std::filesystem::path& path) {
   return text.str();
 }
 
+// yaml-cpp 0.7's LoadAll never returns on some malformed input (e.g. a document starting with
+// " , x"), so documents are split here and each is parsed with Load. A separator is a line
+// starting with "---" followed by nothing or whitespace; every piece keeps its original line
+// numbers (earlier lines become empty) so error marks stay right. Text before the first
+// separator that holds only comments is not a document, as in YAML.
+std::vector<std::string> SplitDocuments(std::string_view text) {
+  std::vector<std::string> pieces(1);
+  size_t line_start = 0;
+  size_t num_lines = 0;
+  while (line_start < text.size()) {
+    size_t line_end = text.find('\n', line_start);
+    if (line_end == std::string_view::npos) line_end = text.size();
+    std::string_view line = text.substr(line_start, line_end - line_start);
+    const bool separator = line.substr(0, 3) == "---" && (line.size() == 3 || line[3] == ' ' ||
+                                                          line[3] == '\t' || line[3] == '\r');
+    if (separator) {
+      pieces.emplace_back(num_lines, '\n');
+      pieces.back() += "   ";  // keep the columns of anything after the marker
+      line.remove_prefix(3);
+    }
+    pieces.back().append(line);
+    pieces.back().push_back('\n');
+    ++num_lines;
+    line_start = line_end + 1;
+  }
+  auto blank = [](const std::string& piece) {
+    size_t i = 0;
+    while (i < piece.size()) {
+      i = piece.find_first_not_of(" \t\r\n", i);
+      if (i == std::string::npos) return true;
+      if (piece[i] != '#') return false;
+      i = piece.find('\n', i);
+    }
+    return true;
+  };
+  if (pieces.size() > 1 && blank(pieces.front())) pieces.erase(pieces.begin());
+  return pieces;
+}
+
 }  // namespace
 
 std::string Where(const YamlDoc& doc, const YAML::Node& node) {
@@ -57,7 +96,7 @@ const YamlDoc& YamlLoader::Load(std::string_view text, std::string file,
   doc.dir = std::move(dir);
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    for (const std::string& piece : SplitDocuments(text)) documents.push_back(YAML::Load(piece));
   } catch (const YAML::Exception& e) {
     throw Error("YAML syntax error: " + e.msg,
                 {doc.file + (e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1))});
