@@ -5,6 +5,8 @@
 // versus 3 threads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -123,6 +125,146 @@ TEST_P(Nvfp4TargetTest, RoundingTiesEqualReference) {
     const TensorView view = MakeView(std::span<const float>(values), {rows, 16}, "ties");
     nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(view, options),
                                 QuantizeNvfp4(view, options), values, Describe(options) + " ties");
+  }
+}
+
+// One block per positive finite BF16 value v (amax v, the other elements spread below it), so the
+// block scales run through every E4M3 code, both clamps and the subnormal range, and elements land
+// on many E2M1 boundaries. global_amax override 3.4e38 keeps every block valid.
+TEST_P(Nvfp4TargetTest, EveryBF16AmaxEqualsReference) {
+  std::vector<uint16_t> bf16;
+  std::vector<float> values;
+  for (uint32_t bits = 1; bits < 0x7F80; bits += 3) {
+    for (int i = 0; i < 16; ++i) {
+      const uint16_t element = static_cast<uint16_t>(i == 0 ? bits : (bits * (16 - i)) / 16);
+      bf16.push_back(static_cast<uint16_t>(element | ((i % 3 == 1) ? 0x8000 : 0)));
+      values.push_back(DecodeBF16(bf16.back()));
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(bf16.size() / 16);
+  const TensorView view = MakeView(std::span<const uint16_t>(bf16), {rows, 16}, "sweep");
+  for (const auto& [algorithm, global_amax] :
+       {std::pair{BlockScaleAlgorithm::kMax, 0.0f}, std::pair{BlockScaleAlgorithm::kMax, 3.4e38f},
+        std::pair{BlockScaleAlgorithm::kFourOverSix, 0.0f}}) {
+    Nvfp4Options options = MakeOptions(algorithm);
+    if (global_amax > 0) options.global_amax = global_amax;
+    nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(view, options),
+                                QuantizeNvfp4(view, options), values,
+                                Describe(options) + " bf16 sweep");
+  }
+}
+
+// Views that start one element into a buffer (misaligned for every vector width).
+TEST_P(Nvfp4TargetTest, MisalignedInputEqualsReference) {
+  const auto values = nvfp4_test::RandomTensor(Kind::kStudentT, 1 + 9 * 64, 17);
+  std::vector<uint16_t> bf16(values.size());
+  for (size_t i = 0; i < values.size(); ++i) bf16[i] = EncodeBF16(values[i]);
+  const std::vector<float> f32_input(values.begin() + 1, values.end());
+  std::vector<float> bf16_input(values.size() - 1);
+  for (size_t i = 0; i + 1 < values.size(); ++i) bf16_input[i] = DecodeBF16(bf16[i + 1]);
+  for (const auto algorithm : {BlockScaleAlgorithm::kMax, BlockScaleAlgorithm::kFourOverSix}) {
+    const Nvfp4Options options = MakeOptions(algorithm);
+    const TensorView f32 = MakeView(std::span<const float>(values).subspan(1), {9, 64}, "w");
+    nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(f32, options), QuantizeNvfp4(f32, options),
+                                f32_input, "misaligned F32");
+    const TensorView b = MakeView(std::span<const uint16_t>(bf16).subspan(1), {9, 64}, "w");
+    nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(b, options), QuantizeNvfp4(b, options),
+                                bf16_input, "misaligned BF16");
+  }
+}
+
+// Blocks whose four-over-six choice depends on the order of the loss sum, so a kernel that adds
+// the squared errors in any other order than ReferenceBlockLoss's fails. With g = 1 (global_amax
+// 1536) and block amax 6, M = 6 uses scale 1 and M = 4 scale 1.5: elements at 0.5, 1, 2 are exact
+// for M = 6 and 0.25 off for M = 4, elements at 0.75, 2.25 the reverse, so both losses are
+// 3 * 0.0625 exactly, with the 0.0625 terms at different tree positions. Elements the two
+// candidates share add the same small d^2 to both at the same positions: 1.5 + d and 3 + d for
+// F32 inputs; for BF16 (8-bit significands, whose squares near 1.5 would add exactly) values
+// |d| < 2^-11 that both round to 0, whose squares sit near half an ulp of the partial sums.
+// Random layouts are searched for ones where the tree order and a left-to-right sum, or the sum
+// of even-odd pairs first, choose differently (thousands of the 20,000 tried).
+struct OrderSensitive {
+  std::vector<float> blocks;
+  float global_amax;
+};
+
+OrderSensitive OrderSensitiveBlocks(bool bf16) {
+  std::mt19937 rng(bf16 ? 77 : 2024);
+  std::uniform_int_distribution<int> pick(0, 8);
+  std::uniform_real_distribution<float> delta(-0.05f, 0.05f), unit(-1.0f, 1.0f);
+  const float global_amax = 1536.0f;
+  std::vector<float> candidates;
+  const float m6_exact[] = {0.5f, 1.0f, 2.0f}, m4_exact[] = {0.75f, 2.25f, 0.75f};
+  for (int b = 0; b < 20000; ++b) {
+    float block[16] = {};
+    int slots[16];
+    for (int i = 0; i < 16; ++i) slots[i] = i;
+    std::shuffle(slots, slots + 16, rng);
+    block[slots[0]] = 6.0f;
+    for (int i = 0; i < 3; ++i) block[slots[1 + i]] = m6_exact[i];
+    for (int i = 0; i < 3; ++i) block[slots[4 + i]] = m4_exact[i];
+    const int num_common = pick(rng);
+    for (int i = 7; i < 7 + num_common; ++i) {
+      block[slots[i]] = bf16 ? DecodeBF16(EncodeBF16(std::ldexp(unit(rng), -11)))
+                             : (i % 2 ? 1.5f : 3.0f) + delta(rng);
+    }
+    candidates.insert(candidates.end(), block, block + 16);
+  }
+  const int64_t rows = static_cast<int64_t>(candidates.size() / 16);
+  const TensorView view = MakeView(std::span<const float>(candidates), {rows, 16}, "order");
+  std::vector<float> squared[2];
+  for (int c = 0; c < 2; ++c) {  // each candidate alone: mse with one multiplier, C = 256
+    Nvfp4Options one;
+    one.algorithm = BlockScaleAlgorithm::kMse;
+    one.four_over_six_normalization = true;
+    one.global_amax = global_amax;
+    one.mse = MseSweep{c == 0 ? 1.0f : 1.5f, c == 0 ? 1.0f : 1.5f, 0.5f, false};
+    std::vector<float> deq(candidates.size());
+    ReferenceDequantizeNvfp4(ReferenceQuantizeNvfp4(view, one), deq);
+    squared[c].resize(candidates.size());
+    for (size_t i = 0; i < deq.size(); ++i) {
+      const float e = candidates[i] - deq[i];
+      squared[c][i] = e * e;
+    }
+  }
+  OrderSensitive out{{}, global_amax};
+  for (int64_t b = 0; b < rows; ++b) {
+    float tree[2], sequential[2], even_odd[2];
+    for (int c = 0; c < 2; ++c) {
+      const float* e = &squared[c][b * 16];
+      tree[c] = ReferenceBlockLoss(std::span<const float, 16>(e, 16));
+      sequential[c] = 0.0f;
+      for (int i = 0; i < 16; ++i) sequential[c] += e[i];
+      float pairs[8], quads[4];
+      for (int i = 0; i < 8; ++i) pairs[i] = e[2 * i] + e[2 * i + 1];
+      for (int i = 0; i < 4; ++i) quads[i] = pairs[i] + pairs[i + 4];
+      even_odd[c] = (quads[0] + quads[2]) + (quads[1] + quads[3]);
+    }
+    const bool by_tree = tree[1] < tree[0];
+    if (by_tree != (sequential[1] < sequential[0]) || by_tree != (even_odd[1] < even_odd[0])) {
+      out.blocks.insert(out.blocks.end(), &candidates[b * 16], &candidates[b * 16] + 16);
+    }
+  }
+  return out;
+}
+
+TEST_P(Nvfp4TargetTest, LossSumOrderEqualsReference) {
+  static const OrderSensitive f32 = OrderSensitiveBlocks(false);
+  static const OrderSensitive bf16 = OrderSensitiveBlocks(true);
+  for (const OrderSensitive* set : {&f32, &bf16}) {
+    const bool is_bf16 = set == &bf16;
+    ASSERT_GE(set->blocks.size() / 16, 20u) << "too few order-sensitive blocks, bf16 " << is_bf16;
+    Nvfp4Options options = MakeOptions(BlockScaleAlgorithm::kFourOverSix);
+    options.global_amax = set->global_amax;
+    const int64_t rows = static_cast<int64_t>(set->blocks.size() / 16);
+    std::vector<uint16_t> bits(set->blocks.size());
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = EncodeBF16(set->blocks[i]);
+    const TensorView view =
+        is_bf16 ? MakeView(std::span<const uint16_t>(bits), {rows, 16}, "order")
+                : MakeView(std::span<const float>(set->blocks), {rows, 16}, "order");
+    nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(view, options),
+                                QuantizeNvfp4(view, options), set->blocks,
+                                is_bf16 ? "order-sensitive BF16" : "order-sensitive F32");
   }
 }
 
