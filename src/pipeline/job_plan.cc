@@ -6,6 +6,9 @@
 #include <map>
 #include <set>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "quantforge/error.h"
 
 namespace qf {
@@ -107,6 +110,7 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
     QF_CHECK(it != plan_by_name.end());
     const TensorPlan& plan = *it->second;
     t.is_linear_weight = plan.is_linear_weight;
+    t.list_as_excluded = plan.is_linear_weight || (plan.excluded && !plan.module.empty());
     t.module = plan.module;
     if (plan.is_linear_weight && plan.weight.enabled()) {
       if (plan.weight.kind == QuantKind::kUnsupported) {
@@ -198,6 +202,23 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
     }
   }
   return job;
+}
+
+void RefuseQuantizedInput(const Checkpoint& checkpoint) {
+  const std::filesystem::path dir = checkpoint.Directory();
+  if (std::filesystem::exists(dir / "hf_quant_config.json")) {
+    throw Error("the checkpoint is already quantized (it has hf_quant_config.json); quantize the "
+                "original BF16/F32 checkpoint",
+                {.path = dir.string()});
+  }
+  std::ifstream in(dir / "config.json");
+  if (!in) return;
+  const nlohmann::json config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (config.is_object() && config.contains("quantization_config")) {
+    throw Error("the checkpoint is already quantized (config.json has a quantization_config); "
+                "quantize the original BF16/F32 checkpoint",
+                {.path = (dir / "config.json").string()});
+  }
 }
 
 std::string DeclaredQuantAlgo(const ExportManifest& manifest) {

@@ -24,6 +24,10 @@ struct LinearJob {
 struct TensorJob {
   const TensorInfo* info = nullptr;
   bool is_linear_weight = false;
+  // Unquantized and named in the config's exclusions: linear weights left unquantized and
+  // modules the recipe excludes although they are no plain linear (MoE routers), which loaders
+  // would otherwise expect packed.
+  bool list_as_excluded = false;
   std::string module;
   std::optional<LinearJob> linear;  // set when the tensor is quantized
 };
@@ -36,6 +40,11 @@ struct JobPlan {
 
 JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
                      const QuantizeOptions& options, ThreadPool* pool);
+
+// Throws qf::Error when the checkpoint declares a quantization (config.json's
+// quantization_config or an hf_quant_config.json): quantizing packed weights again is never
+// what the user meant.
+void RefuseQuantizedInput(const Checkpoint& checkpoint);
 
 // The quant_algo the exported config declares: one algorithm's name, MIXED_PRECISION, or "none".
 std::string DeclaredQuantAlgo(const ExportManifest& manifest);

@@ -75,6 +75,7 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
   const Clock::time_point start = Clock::now();
   const Checkpoint checkpoint = Checkpoint::Open(options.model);
   CheckOutputIsNotInput(checkpoint, options.out);
+  RefuseQuantizedInput(checkpoint);
   const Recipe recipe = LoadRecipe(options.recipe);
 
   JobPlan job = BuildJobPlan(checkpoint, recipe, options, pool);
@@ -121,9 +122,13 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
     } else {
       writer.Write(info.name, view.data);
       bytes_out = info.NumBytes();
+      const auto& excluded = manifest.unquantized;
+      if (t.list_as_excluded &&
+          std::find(excluded.begin(), excluded.end(), t.module) == excluded.end()) {
+        manifest.unquantized.push_back(t.module);
+      }
       if (t.is_linear_weight) {
         bucket = "unquantized " + std::string(DTypeName(info.dtype));
-        manifest.unquantized.push_back(t.module);
       } else {
         bucket = "other tensors";
       }

@@ -229,6 +229,13 @@ TEST_F(QuantizeJobTest, OddLastDimensionIsLeftUnquantizedAndExcluded) {
   EXPECT_EQ(out.Find("model.layers.0.self_attn.o_proj.weight_scale"), nullptr);
 }
 
+TEST_F(QuantizeJobTest, AlreadyQuantizedInputIsRefused) {
+  RunQuantize(Options("W4A16_NVFP4_CFG"), nullptr);
+  QuantizeOptions o = Options("W4A16_NVFP4_CFG", "again");
+  o.model = root_ / "out";
+  ExpectRefused(o, "already quantized");
+}
+
 TEST_F(QuantizeJobTest, TruncatedInputIsRefused) {
   const auto file = model_ / "model.safetensors";
   std::filesystem::resize_file(file, std::filesystem::file_size(file) - 10);

@@ -24,5 +24,8 @@ using Action = std::function<int(Context&)>;
 Action RegisterDemo(CLI::App& app);
 Action RegisterEval(CLI::App& app);
 Action RegisterGenerate(CLI::App& app);
+Action RegisterInspect(CLI::App& app);
+Action RegisterCompare(CLI::App& app);
+Action RegisterQuantize(CLI::App& app);
 
 }  // namespace qf::cli

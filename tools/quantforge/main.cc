@@ -25,9 +25,12 @@ int main(int argc, char** argv) {
   const auto add = [&](qf::cli::Action action) {
     actions.emplace_back(app.get_subcommands({}).size() - 1, std::move(action));
   };
+  add(qf::cli::RegisterQuantize(app));
+  add(qf::cli::RegisterCompare(app));
   add(qf::cli::RegisterDemo(app));
   add(qf::cli::RegisterEval(app));
   add(qf::cli::RegisterGenerate(app));
+  add(qf::cli::RegisterInspect(app));
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,63 @@
+// ProgressBar implementation.
+#include "tools/quantforge/progress.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace qf::cli {
+
+std::string FormatBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 4) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", value, units[unit]);
+}
+
+std::string FormatDuration(double seconds) {
+  if (seconds < 60) return fmt::format("{:.0f}s", seconds);
+  const int64_t s = static_cast<int64_t>(seconds);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+ProgressBar::ProgressBar(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled) {}
+
+ProgressBar::~ProgressBar() { Finish(); }
+
+void ProgressBar::Update(uint64_t items, uint64_t total_items, uint64_t bytes,
+                         uint64_t total_bytes, std::string_view current) {
+  if (!enabled_) return;
+  const Clock::time_point now = Clock::now();
+  if (drawn_ && items < total_items && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  drawn_ = true;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double fraction = total_bytes == 0 ? 1.0 : static_cast<double>(bytes) / total_bytes;
+  const double rate = elapsed > 0 ? bytes / elapsed : 0.0;
+  const double eta = rate > 0 ? (total_bytes - bytes) / rate : 0.0;
+  constexpr int kWidth = 24;
+  const int filled = static_cast<int>(fraction * kWidth);
+  std::string bar(filled, '#');
+  bar.resize(kWidth, '.');
+  std::string name(current.substr(0, 40));
+  fmt::print(stderr, "\r\033[K{} [{}] {}/{} tensors, {} / {}, {}/s, ETA {}  {}", label_, bar,
+             items, total_items, FormatBytes(bytes), FormatBytes(total_bytes),
+             FormatBytes(static_cast<uint64_t>(rate)), FormatDuration(eta), name);
+  std::fflush(stderr);
+}
+
+void ProgressBar::Finish() {
+  if (enabled_ && drawn_) {
+    fmt::print(stderr, "\r\033[K");
+    std::fflush(stderr);
+    drawn_ = false;
+  }
+}
+
+}  // namespace qf::cli

@@ -1,0 +1,141 @@
+// `quantforge quantize`: a Hugging Face checkpoint in, a quantized checkpoint out (the main job).
+//
+// Without --model it runs on an embedded default: a small Llama-shaped checkpoint with realistic
+// heavy-tailed weights, generated into a temporary directory (and removed afterwards), so the
+// README's first command works on a fresh machine with no model at hand.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "quantforge/checkpoint.h"
+#include "quantforge/error.h"
+#include "quantforge/pipeline.h"
+#include "quantforge/synth.h"
+#include "tools/quantforge/commands.h"
+#include "tools/quantforge/progress.h"
+
+namespace qf::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string model;
+  std::string recipe = "W4A16_NVFP4_CFG";
+  std::string out;
+  std::string format = "modelopt";
+  bool overwrite = false;
+  bool weight_only = false;
+  uint64_t shard_bytes = 5'000'000'000;
+  std::string non_finite = "error";
+  uint64_t seed = 0;
+  std::string default_preset = "small";
+};
+
+extern "C" void OnInterrupt(int) { RequestCancel(); }
+
+// Removes the generated default model however the job ends.
+class TempDir {
+ public:
+  explicit TempDir(std::filesystem::path path) : path_(std::move(path)) {}
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+int Run(const QuantizeArgs& args, Context& context) {
+  QuantizeOptions options;
+  options.recipe = args.recipe;
+  options.out = args.out;
+  options.overwrite = args.overwrite;
+  options.weight_only = args.weight_only;
+  options.max_shard_bytes = args.shard_bytes;
+  const std::optional<ExportFormat> format = ParseExportFormat(args.format);
+  if (!format) throw Error("unknown --format '" + args.format + "' (modelopt, compressed-tensors)");
+  options.format = *format;
+  options.non_finite =
+      args.non_finite == "keep" ? NonFinitePolicy::kKeepUnquantized : NonFinitePolicy::kError;
+
+  std::optional<TempDir> generated;
+  if (args.model.empty()) {
+    generated.emplace(std::filesystem::temp_directory_path() /
+                      ("quantforge-default-model-" + std::to_string(getpid())));
+    const std::optional<LlamaShape> shape = LlamaPreset(args.default_preset);
+    if (!shape) throw Error("unknown --default-model preset '" + args.default_preset + "'");
+    std::fprintf(stderr,
+                 "quantforge: no --model given: generating the '%s' Llama-shaped BF16 checkpoint "
+                 "(hidden %lld, %lld layers, vocab %lld, heavy-tailed weights with outliers, "
+                 "seed %llu) in %s\n",
+                 args.default_preset.c_str(), static_cast<long long>(shape->hidden),
+                 static_cast<long long>(shape->layers), static_cast<long long>(shape->vocab),
+                 static_cast<unsigned long long>(args.seed), generated->path().c_str());
+    std::filesystem::create_directories(generated->path());
+    GenerateLlamaCheckpoint(generated->path(), *shape,
+                            SynthCheckpointOptions{.dtype = DType::kBF16, .seed = args.seed},
+                            context.pool.get());
+    options.model = generated->path();
+  } else {
+    options.model = args.model;
+  }
+
+  std::signal(SIGINT, OnInterrupt);
+  std::signal(SIGTERM, OnInterrupt);
+  ProgressBar bar("quantize", context.is_terminal);
+  QuantizeSummary summary;
+  try {
+    summary = RunQuantize(options, context.pool.get(), [&](const QuantizeProgress& p) {
+      bar.Update(p.tensors_done, p.tensors_total, p.bytes_done, p.bytes_total, p.current);
+    });
+  } catch (const Error&) {
+    bar.Finish();
+    if (CancelRequested()) {
+      std::fprintf(stderr, "quantforge: interrupted; nothing was written to %s\n",
+                   args.out.c_str());
+      return 130;
+    }
+    throw;
+  }
+  bar.Finish();
+  std::fputs(SummaryText(summary).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+Action RegisterQuantize(CLI::App& app) {
+  auto args = std::make_shared<QuantizeArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "quantize", "Quantize a Hugging Face checkpoint with a recipe and export it");
+  sub->add_option("--model", args->model,
+                  "Checkpoint directory or .safetensors file (default: a generated Llama-shaped "
+                  "checkpoint)");
+  sub->add_option("--recipe", args->recipe,
+                  "Preset name (e.g. NVFP4_DEFAULT_CFG, W4A16_NVFP4_CFG, FP8_DEFAULT_CFG; join "
+                  "with '+') or a Model Optimizer YAML recipe file")
+      ->capture_default_str();
+  sub->add_option("--out", args->out, "Output directory (refused if it exists)")->required();
+  sub->add_option("--format", args->format, "Export layout: modelopt or compressed-tensors")
+      ->capture_default_str();
+  sub->add_flag("--overwrite", args->overwrite, "Replace an existing output directory");
+  sub->add_flag("--weight-only", args->weight_only,
+                "Drop input and KV-cache quantizers (they need calibration data)");
+  sub->add_option("--shard-size", args->shard_bytes, "Maximum bytes per output shard")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  sub->add_option("--on-nonfinite", args->non_finite,
+                  "Weights holding NaN/Inf: 'error' (default) or 'keep' them unquantized")
+      ->check(CLI::IsMember({"error", "keep"}));
+  sub->add_option("--seed", args->seed, "Seed of the generated default model")
+      ->capture_default_str();
+  sub->add_option("--default-model", args->default_preset,
+                  "Preset of the generated model used without --model (tiny, small, 1b, 8b)")
+      ->capture_default_str();
+  return [args](Context& context) { return Run(*args, context); };
+}
+
+}  // namespace qf::cli
