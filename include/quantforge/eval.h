@@ -18,6 +18,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <string>
+#include <string_view>
 #include <optional>
 #include <span>
 #include <vector>
@@ -66,5 +69,34 @@ struct EvalResult {
 // short for one sequence.
 EvalResult EvaluatePerplexity(const Model& model, std::span<const int32_t> stream,
                               const EvalOptions& options);
+
+}  // namespace qf
+
+// ---------------------------------------------------------------------------------------------
+// Calibration observers and weight fake quantization on the model's hooks (quantforge/model.h).
+
+namespace qf {
+
+// Records max |x| per quantizer, named as Model Optimizer names them:
+//   "<module>.input_quantizer" for every Linear reading an input (q/k/v share one input, so
+//   their three entries are equal), "<layer>.self_attn.k_bmm_quantizer" (keys after RoPE) and
+//   "<layer>.self_attn.v_bmm_quantizer". Max is exact and order-free, so the result does not
+//   depend on batching or threads. It only observes: activations pass unchanged.
+class AmaxObserver final : public ForwardHooks {
+ public:
+  void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
+                    int64_t ld) override;
+  const std::map<std::string, float>& Amax() const { return amax_; }
+
+ private:
+  std::map<std::string, float> amax_;
+};
+
+// Weight fake quantization for simulated evaluation (W4A16, W8A16): every decoder-layer Linear
+// weight is quantized and dequantized in place at load; lm_head and embeddings are kept, as
+// Model Optimizer's default configs exclude lm_head.
+enum class WeightFakeQuant { kNone, kBf16, kFp8PerTensor, kFp8PerChannel, kNvfp4, kMxfp4 };
+std::optional<WeightFakeQuant> ParseWeightFakeQuant(std::string_view name);  // "nvfp4", ...
+WeightTransform MakeWeightFakeQuant(WeightFakeQuant format, ThreadPool* pool);
 
 }  // namespace qf

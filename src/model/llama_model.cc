@@ -107,22 +107,23 @@ class LlamaModel final : public Model {
       const std::string prefix = "model.layers." + std::to_string(l) + ".";
       const std::string attn = prefix + "self_attn.";
       const std::string mlp = prefix + "mlp.";
+      // Loaded in checkpoint order (q, k, v, o, gate, up, down) into named locals, so a weight
+      // transform sees a fixed order (function arguments have none).
       std::vector<ResidualBlock> blocks(2);
       blocks[0].norm = LoadNorm(source, prefix + "input_layernorm.weight", config);
-      blocks[0].mixer = std::make_unique<Attention>(
-          shape, inv_freq,
-          LoadStacked(source, options, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
-                      {q_out, kv_out, kv_out}, hidden, config.qkv_bias),
-          LoadLinear(source, options, attn + "o_proj", hidden, q_out, config.o_bias), attn);
+      Linear qkv = LoadStacked(source, options, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
+                               {q_out, kv_out, kv_out}, hidden, config.qkv_bias);
+      Linear o = LoadLinear(source, options, attn + "o_proj", hidden, q_out, config.o_bias);
+      blocks[0].mixer =
+          std::make_unique<Attention>(shape, inv_freq, std::move(qkv), std::move(o), attn);
       blocks[1].norm = LoadNorm(source, prefix + "post_attention_layernorm.weight", config);
-      blocks[1].mixer = std::make_unique<SwiGluMlp>(
-          hidden, config.intermediate_size,
-          LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
-                      {config.intermediate_size, config.intermediate_size}, hidden,
-                      config.mlp_bias),
-          LoadLinear(source, options, mlp + "down_proj", hidden, config.intermediate_size,
-                     config.mlp_bias),
-          mlp);
+      Linear gate_up = LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
+                                   {config.intermediate_size, config.intermediate_size}, hidden,
+                                   config.mlp_bias);
+      Linear down = LoadLinear(source, options, mlp + "down_proj", hidden,
+                               config.intermediate_size, config.mlp_bias);
+      blocks[1].mixer = std::make_unique<SwiGluMlp>(hidden, config.intermediate_size,
+                                                    std::move(gate_up), std::move(down), mlp);
       layers_.emplace_back(std::move(blocks));
     }
     final_norm_ = LoadNorm(source, "model.norm.weight", config);

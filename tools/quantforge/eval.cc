@@ -23,12 +23,20 @@ struct EvalFlags {
   int64_t seq_len = 0;
   int64_t max_tokens = 0;
   int64_t batch_tokens = 4096;
+  std::string fake_quant_weights = "none";
   bool no_bos = false;
   bool json = false;
 };
 
 int RunEval(const EvalFlags& flags, Context& context) {
-  std::unique_ptr<Model> model = Model::LoadDir(flags.model_dir, context.pool.get());
+  const std::optional<WeightFakeQuant> fake_quant = ParseWeightFakeQuant(flags.fake_quant_weights);
+  if (!fake_quant) {
+    throw Error("--fake-quant-weights '" + flags.fake_quant_weights +
+                "' unknown (none, bf16, fp8, fp8-channel, nvfp4, mxfp4)");
+  }
+  LoadOptions load;
+  load.weight_transform = MakeWeightFakeQuant(*fake_quant, context.pool.get());
+  std::unique_ptr<Model> model = Model::LoadDir(flags.model_dir, context.pool.get(), load);
   const ModelConfig& config = model->config();
 
   std::unique_ptr<Tokenizer> tokenizer;
@@ -76,6 +84,9 @@ int RunEval(const EvalFlags& flags, Context& context) {
       result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0.0;
   fmt::print("model      {}\ndata       {} ({} data tokens, {} documents)\n", flags.model_dir,
              flags.data_path, data.tokens.size(), data.num_documents);
+  fmt::print("weights    {}\n", flags.fake_quant_weights == "none"
+                                      ? "as stored"
+                                      : "fake-quantized " + flags.fake_quant_weights);
   fmt::print("tokenizer  {}\n", tokenizer ? tokenizer->Describe() : "none (input_ids)");
   fmt::print("sequences  {} x {} tokens{}\n", result.sequences, options.seq_len,
              options.bos_id ? fmt::format(" (BOS {} + {} data tokens)", *options.bos_id,
@@ -92,6 +103,7 @@ int RunEval(const EvalFlags& flags, Context& context) {
                            {"seq_len", options.seq_len},
                            {"bos", options.bos_id ? nlohmann::json(*options.bos_id) : nullptr},
                            {"seconds", result.seconds},
+                           {"fake_quant_weights", flags.fake_quant_weights},
                            {"tokens_per_second", tokens_per_second},
                            {"model", flags.model_dir},
                            {"data", flags.data_path},
@@ -122,6 +134,10 @@ Action RegisterEval(CLI::App& app) {
   sub->add_option("--batch-tokens", flags->batch_tokens,
                   "Tokens per forward pass (sequences per batch = this / seq-len, at least 1)")
       ->default_val(4096);
+  sub->add_option("--fake-quant-weights", flags->fake_quant_weights,
+                  "Simulate quantized decoder weights (W-only, activations F32): none, bf16, "
+                  "fp8, fp8-channel, nvfp4, mxfp4")
+      ->default_val("none");
   sub->add_flag("--no-bos", flags->no_bos, "Do not prepend BOS to each sequence");
   sub->add_flag("--json", flags->json, "Print one JSON object as the last line of stdout");
   return [flags](Context& context) { return RunEval(*flags, context); };
