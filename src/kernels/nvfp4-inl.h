@@ -82,9 +82,11 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> EncodeE2M1(DF df, hn::Vec<DF> q,
   const auto a = hn::Abs(q);
   const auto u = hn::BitCast(du, a);
   const auto lsb = hn::And(hn::ShiftRight<22>(u), hn::Set(du, 1u));
-  auto r = hn::And(hn::Add(hn::Add(u, hn::Set(du, 0x1FFFFFu)), lsb), hn::Set(du, 0xFFC00000u));
-  r = hn::Min(r, hn::Set(du, 0x40C00000u));  // 6.0f
-  const auto code_normal = hn::Sub(hn::ShiftRight<22>(r), hn::Set(du, 252u));
+  const auto rounded = hn::Add(hn::Add(u, hn::Set(du, 0x1FFFFFu)), lsb);  // low 22 bits: don't care
+  // (bits >> 22) of 6.0f is 259; clamping after the shift saves clearing the low bits.
+  const auto code_normal =
+      hn::Sub(hn::Min(hn::ShiftRight<22>(rounded), hn::Set(du, 259u)), hn::Set(du, 252u));
+  const auto r = hn::Min(hn::And(rounded, hn::Set(du, 0xFFC00000u)), hn::Set(du, 0x40C00000u));
   const auto magic = hn::Set(df, 4194304.0f);  // 2^22
   const auto t = hn::Add(a, magic);
   const auto code_small = hn::Sub(hn::BitCast(du, t), hn::BitCast(du, magic));
@@ -232,6 +234,14 @@ HWY_INLINE __m512 CombinePairs(__m512 a, __m512 b) {
   return kMax ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b);
 }
 
+// The E2M1 value of each code (0..15, bit 3 the sign; 0x8 is -0.0), exactly DecodeE2M1: one
+// table permute instead of rebuilding the value from the rounding.
+HWY_INLINE hn::Vec512<float> DecodeE2M1AVX3(hn::Vec512<uint32_t> code) {
+  const __m512 table = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f,
+                                      -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
+  return hn::Vec512<float>{_mm512_permutexvar_ps(code.raw, table)};
+}
+
 // w[m] holds blocks 2m (lanes 0-7) and 2m + 1 (lanes 8-15), each as 8 partial results whose
 // pairing continues the tree: lane i with lane i + 4, then i with i + 2, then the last pair.
 // Returns the 16 block results in the tree's lane order (lane 4c + k = block c + 4k); the
@@ -276,11 +286,12 @@ HWY_INLINE uint64_t EncodeBlockAVX3(hn::Vec512<float> x, float divisor, float s,
   const hn::Full512<float> df;
   const hn::Full512<uint64_t> d64;
   const auto q = hn::Div(x, hn::Set(df, divisor));
-  hn::Vec512<float> magnitude;
-  const auto code = hn::BitCast(d64, EncodeE2M1(df, q, &magnitude));
+  hn::Vec512<float> magnitude;  // unused: the value comes from the code
+  const auto code32 = EncodeE2M1(df, q, &magnitude);
+  const auto code = hn::BitCast(d64, code32);
   const auto pairs = hn::Or(code, hn::ShiftRight<28>(code));
   if constexpr (kLoss) {
-    const auto value = hn::IfThenElse(hn::Lt(q, hn::Zero(df)), hn::Neg(magnitude), magnitude);
+    const auto value = DecodeE2M1AVX3(code32);
     const auto e = hn::Sub(x, hn::Mul(hn::Mul(value, hn::Set(df, s)), hn::Set(df, g)));
     *squared_error = hn::Mul(e, e);
   }
@@ -384,9 +395,8 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
     const auto code_odd = EncodeE2M1(df, q_odd, &mag_odd);
     if (loss) {
       const hn::Vec512<float> s{_mm512_permutexvar_ps(lanes, _mm512_load_ps(group.value))};
-      const auto zero = hn::Zero(df);
-      const auto v_even = hn::IfThenElse(hn::Lt(q_even, zero), hn::Neg(mag_even), mag_even);
-      const auto v_odd = hn::IfThenElse(hn::Lt(q_odd, zero), hn::Neg(mag_odd), mag_odd);
+      const auto v_even = DecodeE2M1AVX3(code_even);
+      const auto v_odd = DecodeE2M1AVX3(code_odd);
       const auto err_even = hn::Sub(even[m], hn::Mul(hn::Mul(v_even, s), g));
       const auto err_odd = hn::Sub(odd[m], hn::Mul(hn::Mul(v_odd, s), g));
       *e2_even = hn::Mul(err_even, err_even).raw;
