@@ -94,11 +94,12 @@ class Checkpoint:
             pos = end
 
     def raw(self, name):
+        """A read-only memory map of the tensor (nothing is read until it is used)."""
         path, dtype, shape, begin, end = self.tensors[name]
-        with open(path, "rb") as f:
-            f.seek(begin)
-            data = f.read(end - begin)
-        return np.frombuffer(data, DTYPES[dtype]).reshape(shape), dtype, shape
+        if end == begin:
+            return np.zeros(shape, DTYPES[dtype]), dtype, shape
+        arr = np.memmap(path, DTYPES[dtype], mode="r", offset=begin, shape=shape or (1,))
+        return arr.reshape(shape), dtype, shape
 
     def bytes(self, name):
         path, _, _, begin, end = self.tensors[name]
@@ -106,14 +107,42 @@ class Checkpoint:
             f.seek(begin)
             return f.read(end - begin)
 
-    def floats(self, name):
-        """Any float dtype widened to float64."""
+    def floats(self, name, rows=None):
+        """Any float dtype widened to float64; `rows` (a slice) limits it to some rows."""
         arr, dtype, _ = self.raw(name)
-        if dtype == "BF16":
-            return (arr.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-        if dtype == "F8_E4M3":
-            return E4M3[arr]
-        return arr.astype(np.float64)
+        if rows is not None:
+            arr = arr[rows]
+        return widen(np.asarray(arr), dtype)
+
+
+class LazyRows:
+    """The original weight, widened to float64 one row slice at a time."""
+
+    def __init__(self, ckpt, name):
+        self.ckpt, self.name = ckpt, name
+        self.shape = tuple(ckpt.tensors[name][2])
+
+    def __getitem__(self, rows):
+        return self.ckpt.floats(self.name, rows)
+
+
+def widen(arr, dtype):
+    if dtype == "BF16":
+        return (arr.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if dtype == "F8_E4M3":
+        return E4M3[arr]
+    return arr.astype(np.float64)
+
+
+# Weights are checked in chunks of rows so that the float64 temporaries of a large tensor
+# (several per element) stay small.
+CHUNK_ELEMENTS = int(os.environ.get("QF_CHECK_CHUNK_ELEMENTS", 1 << 22))
+
+
+def row_chunks(rows, cols):
+    step = max(1, CHUNK_ELEMENTS // max(cols, 1))
+    for r0 in range(0, rows, step):
+        yield slice(r0, min(rows, r0 + step))
 
 
 def read_json(path):
@@ -159,19 +188,44 @@ class Report:
             self.lines.append(message)
 
 
-def compare_elementwise(report, name, original, deq, bound, what):
-    err = np.abs(original - deq)
-    ratio = np.where(bound > 0, err / np.maximum(bound, 1e-300), np.where(err > 0, np.inf, 0.0))
-    worst = int(np.argmax(ratio))
-    rel_rms = float(np.sqrt(np.sum(err ** 2) / max(np.sum(original ** 2), 1e-300)))
-    if ratio.flat[worst] > SLACK:
-        idx = np.unravel_index(worst, original.shape)
-        report.fail(f"{name}: {what}: element {idx}: original {original.flat[worst]!r} "
-                    f"dequantized {deq.flat[worst]!r} error {err.flat[worst]:.3e} exceeds bound "
-                    f"{bound.flat[worst]:.3e}")
-        return False
-    report.ok(f"{name}: {what}: max error/bound {ratio.flat[worst]:.3f}, rel RMS {rel_rms:.4f}")
-    return True
+class Elementwise:
+    """Accumulates |w - deq| against a per-element bound over row chunks."""
+
+    def __init__(self, name, what):
+        self.name, self.what = name, what
+        self.worst_ratio, self.worst = 0.0, None
+        self.err2 = self.ref2 = 0.0
+
+    def add(self, rows, original, deq, bound):
+        err = np.abs(original - deq)
+        ratio = np.where(bound > 0, err / np.maximum(bound, 1e-300),
+                         np.where(err > 0, np.inf, 0.0))
+        i = int(np.argmax(ratio))
+        if ratio.flat[i] > self.worst_ratio or self.worst is None:
+            r, c = np.unravel_index(i, original.shape)
+            self.worst_ratio = float(ratio.flat[i])
+            self.worst = ((rows.start + r, c), original.flat[i], deq.flat[i], err.flat[i],
+                          bound.flat[i])
+        self.err2 += float(np.sum(err ** 2))
+        self.ref2 += float(np.sum(original ** 2))
+
+    def finish(self, report):
+        rel_rms = float(np.sqrt(self.err2 / max(self.ref2, 1e-300)))
+        if self.worst_ratio > SLACK:
+            idx, w, d, e, b = self.worst
+            report.fail(f"{self.name}: {self.what}: element {idx}: original {w!r} dequantized "
+                        f"{d!r} error {e:.3e} exceeds bound {b:.3e}")
+            return False
+        report.ok(f"{self.name}: {self.what}: max error/bound {self.worst_ratio:.3f}, "
+                  f"rel RMS {rel_rms:.4f}")
+        return True
+
+
+def unpack_e2m1(packed):
+    codes = np.empty((packed.shape[0], packed.shape[1] * 2), np.uint8)
+    codes[:, 0::2] = packed & 0xF  # element 2k: low nibble (both layouts)
+    codes[:, 1::2] = packed >> 4
+    return codes
 
 
 def block_view(a, block):
@@ -215,37 +269,37 @@ def check_nvfp4(report, orig, quant, module, layout, w, has_input):
         report.fail(f"{names['input']}: present for a weight-only (W4A16) module")
     if not ok:
         return
-    packed, _, _ = quant.raw(names["packed"])
-    # Element 2k is the low nibble, 2k+1 the high nibble (both layouts).
-    codes = np.empty((out, inp), np.uint8)
-    codes[:, 0::2] = packed & 0xF
-    codes[:, 1::2] = packed >> 4
-    block_scale = quant.floats(names["scale"])
     g = float(quant.floats(names["global"]).reshape(-1)[0])
     # Model Optimizer stores the multiplier amax/2688, compressed-tensors its reciprocal.
     global_scale = 1.0 / g if ct else g
     if not (np.isfinite(global_scale) and global_scale > 0):
         report.fail(f"{names['global']}: global scale {g} is not positive and finite")
         return
-    if np.any(~np.isfinite(block_scale)) or np.any(block_scale < 0):
-        report.fail(f"{names['scale']}: NaN or negative block scales (Marlin assumes >= 0)")
+    packed_all, _, _ = quant.raw(names["packed"])
+    check = Elementwise(module, "NVFP4 nearest-code bound")
+    sse = worst_case = 0.0
+    for rows in row_chunks(out, inp):
+        w_rows = w[rows]
+        block_scale = quant.floats(names["scale"], rows)
+        if np.any(~np.isfinite(block_scale)) or np.any(block_scale < 0):
+            report.fail(f"{names['scale']}: NaN or negative block scales (Marlin assumes >= 0)")
+            return
+        s = np.repeat(block_scale * global_scale, 16, axis=1)  # effective scale per element
+        deq = E2M1[unpack_e2m1(np.asarray(packed_all[rows]))] * s
+        x = np.divide(w_rows, s, out=np.zeros_like(w_rows), where=s > 0)
+        check.add(rows, w_rows, deq, e2m1_bound(x) * s)
+        # The block scales themselves: whatever the search (max, mse, four_over_six), the squared
+        # error must not exceed the worst case of plain max scaling, where S <= amax_b/6 rounded
+        # up by E4M3 (relative 2^-4), or the 2^-9 clamp, and every element errs by at most S.
+        block_amax = np.max(np.abs(block_view(w_rows, 16)), axis=2)
+        s_max = block_amax / 6.0 * (1.0 + 2.0 ** -4) + 2.0 ** -9 * global_scale
+        sse += float(np.sum((w_rows - deq) ** 2))
+        worst_case += float(np.sum(16.0 * s_max ** 2))
+    if not check.finish(report):
         return
-    s = np.repeat(block_scale * global_scale, 16, axis=1)  # effective scale per element
-    deq = E2M1[codes] * s
-    x = np.divide(w, s, out=np.zeros_like(w), where=s > 0)
-    bound = e2m1_bound(x) * s
-    if not compare_elementwise(report, module, w, deq, bound, "NVFP4 nearest-code bound"):
-        return
-    # The block scales themselves: whatever the search (max, mse, four_over_six), the squared error
-    # of a block must not exceed the worst case of plain max scaling, where S <= amax_b/6 rounded
-    # up by E4M3 (relative 2^-4), or the 2^-9 clamp, and every element errs by at most S.
-    block_amax = np.max(np.abs(block_view(w, 16)), axis=2)
-    s_max = block_amax / 6.0 * (1.0 + 2.0 ** -4) + 2.0 ** -9 * global_scale
-    sse = np.sum(block_view((w - deq) ** 2, 16), axis=2)
-    worst_case = np.sum(16.0 * s_max ** 2)
-    if np.sum(sse) > worst_case * SLACK:
-        report.fail(f"{module}: NVFP4 squared error {np.sum(sse):.3e} exceeds the max-scaling "
-                    f"worst case {worst_case:.3e} (block scales too large?)")
+    if sse > worst_case * SLACK:
+        report.fail(f"{module}: NVFP4 squared error {sse:.3e} exceeds the max-scaling worst case "
+                    f"{worst_case:.3e} (block scales too large?)")
 
 
 def check_fp8(report, orig, quant, module, layout, w, has_input, per_channel):
@@ -259,12 +313,15 @@ def check_fp8(report, orig, quant, module, layout, w, has_input, per_channel):
         ok = expect(report, quant, f"{module}.input_scale", "F32", scalar) and ok
     if not ok:
         return
-    q = quant.floats(f"{module}.weight")
-    # One scale per tensor, or per output row: broadcast over the row.
-    scale = quant.floats(f"{module}.weight_scale").reshape(-1, 1) * np.ones((1, inp))
-    deq = q * scale
-    bound = e4m3_bound(w / scale) * scale
-    compare_elementwise(report, module, w, deq, bound, "FP8 E4M3 rounding bound")
+    scales = quant.floats(f"{module}.weight_scale").reshape(-1, 1)
+    check = Elementwise(module, "FP8 E4M3 rounding bound")
+    for rows in row_chunks(out, inp):
+        # One scale per tensor, or per output row: broadcast over the row.
+        scale = (scales[rows] if per_channel else scales) * np.ones((1, inp))
+        w_rows = w[rows]
+        deq = quant.floats(f"{module}.weight", rows) * scale
+        check.add(rows, w_rows, deq, e4m3_bound(w_rows / scale) * scale)
+    check.finish(report)
 
 
 def check_mx(report, orig, quant, module, w, element):
@@ -277,19 +334,22 @@ def check_mx(report, orig, quant, module, w, element):
     if not ok:
         return
     raw, _, _ = quant.raw(f"{module}.weight")
-    e8m0, _, _ = quant.raw(f"{module}.weight_scale")
-    if np.any(e8m0 == 0xFF):
-        report.fail(f"{module}.weight_scale: E8M0 NaN code 0xFF")
-        return
-    s = np.repeat(np.exp2(e8m0.astype(np.float64) - 127.0), 32, axis=1)
-    if packed4:
-        codes = np.empty((out, inp), np.uint8)
-        codes[:, 0::2] = raw & 0xF
-        codes[:, 1::2] = raw >> 4
-        deq, bound = E2M1[codes] * s, e2m1_bound(w / s) * s
-    else:
-        deq, bound = E4M3[raw] * s, e4m3_bound(w / s) * s
-    compare_elementwise(report, module, w, deq, bound, f"MX{'FP4' if packed4 else 'FP8'} bound")
+    e8m0_all, _, _ = quant.raw(f"{module}.weight_scale")
+    check = Elementwise(module, f"MX{'FP4' if packed4 else 'FP8'} bound")
+    for rows in row_chunks(out, inp):
+        e8m0 = np.asarray(e8m0_all[rows])
+        if np.any(e8m0 == 0xFF):
+            report.fail(f"{module}.weight_scale: E8M0 NaN code 0xFF")
+            return
+        s = np.repeat(np.exp2(e8m0.astype(np.float64) - 127.0), 32, axis=1)
+        codes = np.asarray(raw[rows])
+        w_rows = w[rows]
+        if packed4:
+            deq, bound = E2M1[unpack_e2m1(codes)] * s, e2m1_bound(w_rows / s) * s
+        else:
+            deq, bound = E4M3[codes] * s, e4m3_bound(w_rows / s) * s
+        check.add(rows, w_rows, deq, bound)
+    check.finish(report)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +514,7 @@ def main(argv):
                 explained.add(name)
                 counts["unchanged"] = counts.get("unchanged", 0) + 1
             continue
-        w = orig.floats(name)
+        w = LazyRows(orig, name)
         scale_dtype = quant.tensors[f"{module}.weight_scale"][1]
         packed_name = f"{module}.weight_packed" if layout == "compressed-tensors" else name
         wdtype = quant.tensors.get(packed_name, (None, None))[1]
