@@ -227,7 +227,6 @@ HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
 // reduction per block (about 2 shuffles per block instead of 5). The reduction tree is exactly
 // ReferenceBlockLoss's (level 1 adds elements i and i + 8, level 2 i and i + 4, level 3 i and
 // i + 2, level 4 the last pair), so sums stay bit-identical; max is exact in any order.
-#define QF_NVFP4_AVX3_GROUPS 1
 
 template <bool kMax>
 HWY_INLINE __m512 CombinePairs(__m512 a, __m512 b) {
