@@ -37,12 +37,12 @@ std::optional<ExportFormat> ParseExportFormat(std::string_view name);
 
 // Per-layer quantization algorithm, by Model Optimizer's quant_algo names.
 enum class QuantAlgo {
-  kNvfp4,         // "NVFP4": NVFP4 weights and inputs (W4A4), input_scale required
-  kW4A16Nvfp4,    // "W4A16_NVFP4": NVFP4 weights, input quantizer disabled
-  kFp8,           // "FP8": E4M3 weights with one scale per tensor (+ input_scale when W8A8)
-  kFp8PerChannel, // "FP8_PER_CHANNEL_PER_TOKEN": one weight scale per output row
-  kMxfp8,         // "MXFP8": E4M3 elements, E8M0 scale per 32
-  kMxfp4,         // "MXFP4": E2M1 elements, E8M0 scale per 32 (vLLM's modelopt loader rejects it)
+  kNvfp4,          // "NVFP4": NVFP4 weights and inputs (W4A4), input_scale required
+  kW4A16Nvfp4,     // "W4A16_NVFP4": NVFP4 weights, input quantizer disabled
+  kFp8,            // "FP8": E4M3 weights with one scale per tensor (+ input_scale when W8A8)
+  kFp8PerChannel,  // "FP8_PER_CHANNEL_PER_TOKEN": one weight scale per output row
+  kMxfp8,          // "MXFP8": E4M3 elements, E8M0 scale per 32
+  kMxfp4,          // "MXFP4": E2M1 elements, E8M0 scale per 32 (vLLM's modelopt loader rejects it)
 };
 std::string_view QuantAlgoName(QuantAlgo algo);
 // Block size written as group_size: 16 (NVFP4), 32 (MX), 0 for FP8 (no group_size key).

@@ -7,14 +7,13 @@
 //     legacy form, the required keys group_size / kv_cache_quant_algo / exclude_modules;
 //   - compressed-tensors QuantizationConfig / QuantizationScheme / QuantizationArgs (pydantic
 //     models with extra="forbid": no key outside their fields may appear in a scheme).
-#include <fstream>
 #include <algorithm>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "fmt/core.h"
 #include "quantforge/error.h"
@@ -65,7 +64,8 @@ std::vector<ModuleGroup> GroupModules(const ExportManifest& manifest, bool by_in
   return groups;
 }
 
-// Model Optimizer's config group for one quant_algo (convert_hf_config._quant_algo_to_group_config).
+// Model Optimizer's config group for one quant_algo
+// (convert_hf_config._quant_algo_to_group_config).
 Json ModelOptGroup(QuantAlgo algo) {
   const auto args = [](int bits, int group) {
     Json a = {{"dynamic", false}, {"num_bits", bits}, {"type", "float"}};
@@ -156,12 +156,18 @@ Json ModelOptInline(const ExportManifest& manifest) {
 // compressed-tensors QuantizationArgs with every field (sorted keys, as Hugging Face serialises).
 Json CtArgs(int bits, std::string_view strategy, Json dynamic, Json group_size, Json observer,
             Json scale_dtype) {
-  return {{"actorder", nullptr},       {"block_structure", nullptr},
-          {"dynamic", dynamic},        {"group_size", group_size},
-          {"num_bits", bits},          {"observer", observer},
-          {"observer_kwargs", Json::object()}, {"scale_dtype", scale_dtype},
-          {"strategy", strategy},      {"symmetric", true},
-          {"type", "float"},           {"zp_dtype", nullptr}};
+  return {{"actorder", nullptr},
+          {"block_structure", nullptr},
+          {"dynamic", dynamic},
+          {"group_size", group_size},
+          {"num_bits", bits},
+          {"observer", observer},
+          {"observer_kwargs", Json::object()},
+          {"scale_dtype", scale_dtype},
+          {"strategy", strategy},
+          {"symmetric", true},
+          {"type", "float"},
+          {"zp_dtype", nullptr}};
 }
 
 // One scheme (compressed-tensors presets NVFP4 / NVFP4A16 / FP8, quant_scheme.py) and its format.

@@ -51,8 +51,8 @@ bool IsFp8(QuantAlgo algo) { return algo == QuantAlgo::kFp8 || algo == QuantAlgo
 void CheckIndices(std::span<const AmaxEntry> entries, const std::vector<size_t>& group) {
   for (size_t idx : group) {
     if (idx >= entries.size()) {
-      throw Error(fmt::format("fusion group index {} is out of range ({} entries)", idx,
-                              entries.size()));
+      throw Error(
+          fmt::format("fusion group index {} is out of range ({} entries)", idx, entries.size()));
     }
   }
 }
@@ -125,11 +125,12 @@ FusedAmax UnifyFusedAmax(std::span<const AmaxEntry> entries, const FusionGroups&
     const QuantAlgo algo = entries[group[0]].algo;
     for (size_t idx : group) {
       if (entries[idx].algo != algo) {
-        throw Error(fmt::format("fused layers {} ({}) and {} ({}) have different formats; the "
-                                "engine fuses them into one GEMM with one format (vLLM: \"Mixed "
-                                "quant_algo within fused layer\"), so give them the same recipe",
-                                entries[group[0]].name, QuantAlgoName(algo), entries[idx].name,
-                                QuantAlgoName(entries[idx].algo)));
+        throw Error(
+            fmt::format("fused layers {} ({}) and {} ({}) have different formats; the "
+                        "engine fuses them into one GEMM with one format (vLLM: \"Mixed "
+                        "quant_algo within fused layer\"), so give them the same recipe",
+                        entries[group[0]].name, QuantAlgoName(algo), entries[idx].name,
+                        QuantAlgoName(entries[idx].algo)));
       }
     }
     // FP8 shards keep their own scales; loaders requantize them to the max.

@@ -1,13 +1,12 @@
 // What a checkpoint holds: each tensor's format recognised from its name, dtype and siblings (the
-// layouts of layout.cc, either export format, or a plain unquantized checkpoint), the totals and the
-// effective bits per element, and the quantization config the checkpoint declares.
+// layouts of layout.cc, either export format, or a plain unquantized checkpoint), the totals and
+// the effective bits per element, and the quantization config the checkpoint declares.
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "fmt/core.h"
 #include "quantforge/error.h"
@@ -49,8 +48,9 @@ class Classifier {
   }
 
   InspectedTensor Classify(const TensorInfo& t) const {
-    InspectedTensor out{t.name, std::string(DTypeName(t.dtype)), t.dtype, t.shape, t.NumBytes(),
-                        NumElements(t.shape)};
+    InspectedTensor out{t.name,       std::string(DTypeName(t.dtype)),
+                        t.dtype,      t.shape,
+                        t.NumBytes(), NumElements(t.shape)};
     const auto [module, leaf] = SplitName(t.name);
     const bool is_float_scale = t.dtype == DType::kF32 || t.dtype == DType::kBF16;
     for (const ScaleRow& row : kScaleRows) {

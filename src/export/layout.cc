@@ -3,8 +3,8 @@
 // ExportKvScales). The facts each row encodes, with their sources, are in docs/EXPORT.md.
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "fmt/core.h"
@@ -26,12 +26,9 @@ struct AlgoRow {
 };
 // The one table of quant_algo facts (Model Optimizer quant_utils.process_layer_quant_config).
 constexpr AlgoRow kAlgoRows[] = {
-    {QuantAlgo::kNvfp4, "NVFP4", 16},
-    {QuantAlgo::kW4A16Nvfp4, "W4A16_NVFP4", 16},
-    {QuantAlgo::kFp8, "FP8", 0},
-    {QuantAlgo::kFp8PerChannel, "FP8_PER_CHANNEL_PER_TOKEN", 0},
-    {QuantAlgo::kMxfp8, "MXFP8", 32},
-    {QuantAlgo::kMxfp4, "MXFP4", 32},
+    {QuantAlgo::kNvfp4, "NVFP4", 16}, {QuantAlgo::kW4A16Nvfp4, "W4A16_NVFP4", 16},
+    {QuantAlgo::kFp8, "FP8", 0},      {QuantAlgo::kFp8PerChannel, "FP8_PER_CHANNEL_PER_TOKEN", 0},
+    {QuantAlgo::kMxfp8, "MXFP8", 32}, {QuantAlgo::kMxfp4, "MXFP4", 32},
 };
 
 const AlgoRow& Row(QuantAlgo algo) {
@@ -193,9 +190,9 @@ std::vector<ExportTensor> ExportLinear(QuantizedLinear linear, ExportFormat form
                 {.tensor = weight_name});
   }
   if (needs_amax && !(*linear.input_amax > 0.0f && std::isfinite(*linear.input_amax))) {
-    throw Error(fmt::format("activation amax {} is not a positive finite number",
-                            *linear.input_amax),
-                {.tensor = weight_name});
+    throw Error(
+        fmt::format("activation amax {} is not a positive finite number", *linear.input_amax),
+        {.tensor = weight_name});
   }
   std::vector<TensorSpec> plan = LinearLayout(linear.prefix, algo, shape, needs_amax, format);
   const bool ct = format == ExportFormat::kCompressedTensors;

@@ -3,6 +3,7 @@
 // configs from WriteQuantConfigFiles), written with CheckpointWriter, and then judged by the
 // independent Python checker tests/tools/check_export.py. Also checks that the checker fails on
 // an export with a wrong global-scale convention and on a config that hides an unquantized layer.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "quantforge/export.h"
 #include "tests/export/export_test_util.h"
@@ -35,7 +34,8 @@ std::vector<Weight> MakeModel() {
   std::vector<Weight> model;
   uint32_t seed = 1;
   const auto add = [&](std::string name, Shape shape) {
-    std::vector<float> v = testutil::RandomWeights(shape[0], shape.size() > 1 ? shape[1] : 1, seed++);
+    std::vector<float> v =
+        testutil::RandomWeights(shape[0], shape.size() > 1 ? shape[1] : 1, seed++);
     for (float& x : v) x = DecodeBF16(EncodeBF16(x));
     model.push_back({std::move(name), std::move(shape), std::move(v)});
   };
@@ -115,8 +115,8 @@ ExportManifest WriteQuantized(const fs::path& orig, const fs::path& dir,
     } else if (algo == QuantAlgo::kMxfp8) {
       linear.weight = QuantizeMx(view, MxElement::kE4M3, MxScaleRule::kCeil);
     } else {
-      linear.weight = QuantizeFp8(view, algo == QuantAlgo::kFp8 ? Fp8Granularity::kPerTensor
-                                                                : Fp8Granularity::kPerChannel);
+      linear.weight = QuantizeFp8(
+          view, algo == QuantAlgo::kFp8 ? Fp8Granularity::kPerTensor : Fp8Granularity::kPerChannel);
     }
     manifest.quantized.push_back({entries[i].name, algo, linear.input_quantized});
     for (ExportTensor& t : ExportLinear(std::move(linear), format)) out.push_back(std::move(t));
@@ -177,23 +177,26 @@ std::optional<QuantAlgo> AllBut(const std::string& module, QuantAlgo algo) {
 }
 
 TEST_F(ExportChecker, Nvfp4W4A4ModelOpt) {
-  ExpectPasses("nvfp4", [](const std::string& m) { return AllBut(m, QuantAlgo::kNvfp4); },
-               ExportFormat::kModelOpt, true);
+  ExpectPasses(
+      "nvfp4", [](const std::string& m) { return AllBut(m, QuantAlgo::kNvfp4); },
+      ExportFormat::kModelOpt, true);
 }
 
 TEST_F(ExportChecker, Nvfp4W4A4CompressedTensors) {
-  ExpectPasses("nvfp4_ct", [](const std::string& m) { return AllBut(m, QuantAlgo::kNvfp4); },
-               ExportFormat::kCompressedTensors, true);
+  ExpectPasses(
+      "nvfp4_ct", [](const std::string& m) { return AllBut(m, QuantAlgo::kNvfp4); },
+      ExportFormat::kCompressedTensors, true);
 }
 
 TEST_F(ExportChecker, W4A16WithExcludedLayer) {
   // Layer 1's attention stays BF16: exclude_modules gets the wildcard "model.layers.1.self_attn*".
-  ExpectPasses("w4a16",
-               [](const std::string& m) -> std::optional<QuantAlgo> {
-                 if (m.rfind("model.layers.1.self_attn", 0) == 0) return std::nullopt;
-                 return AllBut(m, QuantAlgo::kW4A16Nvfp4);
-               },
-               ExportFormat::kModelOpt, false);
+  ExpectPasses(
+      "w4a16",
+      [](const std::string& m) -> std::optional<QuantAlgo> {
+        if (m.rfind("model.layers.1.self_attn", 0) == 0) return std::nullopt;
+        return AllBut(m, QuantAlgo::kW4A16Nvfp4);
+      },
+      ExportFormat::kModelOpt, false);
 }
 
 TEST_F(ExportChecker, Fp8BothLayouts) {
@@ -211,17 +214,19 @@ TEST_F(ExportChecker, MixedPrecisionAndMxfp8) {
   };
   ExpectPasses("mixed", mixed, ExportFormat::kModelOpt, true);
   ExpectPasses("mixed_ct", mixed, ExportFormat::kCompressedTensors, false);
-  ExpectPasses("mxfp8", [](const std::string& m) { return AllBut(m, QuantAlgo::kMxfp8); },
-               ExportFormat::kModelOpt, false);
+  ExpectPasses(
+      "mxfp8", [](const std::string& m) { return AllBut(m, QuantAlgo::kMxfp8); },
+      ExportFormat::kModelOpt, false);
 }
 
 TEST_F(ExportChecker, CatchesWrongGlobalScaleConvention) {
   // A compressed-tensors export whose weight_global_scale was not inverted (the Model Optimizer
   // multiplier written under the compressed-tensors name): the checker must fail it.
   const fs::path good = root_ / "nvfp4_mo";
-  WriteQuantized(root_ / "orig", good, model_,
-                 [](const std::string& m) { return AllBut(m, QuantAlgo::kW4A16Nvfp4); },
-                 ExportFormat::kModelOpt, false);
+  WriteQuantized(
+      root_ / "orig", good, model_,
+      [](const std::string& m) { return AllBut(m, QuantAlgo::kW4A16Nvfp4); },
+      ExportFormat::kModelOpt, false);
   const Checkpoint ckpt = Checkpoint::Open(good);
   std::vector<ExportTensor> renamed;
   for (const TensorInfo& info : ckpt.Tensors()) {
@@ -246,8 +251,8 @@ TEST_F(ExportChecker, CatchesWrongGlobalScaleConvention) {
   for (int l = 0; l < 2; ++l) {
     for (const char* leaf : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                              "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
-      m.quantized.push_back({"model.layers." + std::to_string(l) + "." + leaf,
-                             QuantAlgo::kW4A16Nvfp4, false});
+      m.quantized.push_back(
+          {"model.layers." + std::to_string(l) + "." + leaf, QuantAlgo::kW4A16Nvfp4, false});
     }
   }
   m.unquantized = {"lm_head"};
@@ -261,9 +266,10 @@ TEST_F(ExportChecker, CatchesAnUndeclaredUnquantizedLayer) {
   // lm_head left BF16 but not listed in exclude_modules: vLLM would build an NVFP4 lm_head and
   // fail to load it, and the checker says so.
   const fs::path quant = root_ / "hidden";
-  ExportManifest m = WriteQuantized(root_ / "orig", quant, model_,
-                                    [](const std::string& mod) { return AllBut(mod, QuantAlgo::kW4A16Nvfp4); },
-                                    ExportFormat::kModelOpt, false);
+  ExportManifest m = WriteQuantized(
+      root_ / "orig", quant, model_,
+      [](const std::string& mod) { return AllBut(mod, QuantAlgo::kW4A16Nvfp4); },
+      ExportFormat::kModelOpt, false);
   m.unquantized.clear();
   WriteQuantConfigFiles(quant, root_ / "orig" / "config.json", m, ExportFormat::kModelOpt);
   std::string log;

@@ -4,7 +4,8 @@
 //     "MIXED_PRECISION" + quantized_layers and no exclude_modules;
 //   - convert_hf_config.convert_hf_quant_config_format: the inline config.json form;
 //   - vLLM modelopt.py: NVFP4 in hf_quant_config.json must carry group_size, kv_cache_quant_algo
-//     and exclude_modules (null allowed); the flat form reads quant_algo / ignore / kv_cache_scheme;
+//     and exclude_modules (null allowed); the flat form reads quant_algo / ignore /
+//     kv_cache_scheme;
 //   - compressed-tensors QuantizationConfig / presets NVFP4, NVFP4A16, FP8.
 // JSON is compared parsed (ordered), so key order is checked too.
 #include <gtest/gtest.h>
@@ -90,8 +91,8 @@ TEST(ExportConfig, Fp8HasNoGroupSize) {
   const Json hf = Json::parse(*HfQuantConfigJson(LlamaLayer(QuantAlgo::kFp8, true)));
   EXPECT_EQ(hf["quantization"], Json::parse(R"({"quant_algo": "FP8", "kv_cache_quant_algo": "FP8",
       "exclude_modules": ["lm_head"]})"));
-  const Json inline_config =
-      Json::parse(QuantizationConfigJson(LlamaLayer(QuantAlgo::kFp8, true), ExportFormat::kModelOpt));
+  const Json inline_config = Json::parse(
+      QuantizationConfigJson(LlamaLayer(QuantAlgo::kFp8, true), ExportFormat::kModelOpt));
   EXPECT_EQ(inline_config["config_groups"]["group_0"]["weights"],
             Json::parse(R"({"dynamic": false, "num_bits": 8, "type": "float"})"));
 }
@@ -124,7 +125,8 @@ TEST(ExportConfig, MixedPrecision) {
         "input_activations": {"dynamic": false, "num_bits": 8, "type": "float"},
         "weights": {"dynamic": false, "num_bits": 8, "type": "float"},
         "targets": ["model.layers.0.self_attn.q_proj"]}},
-    "quantized_layers": )" + want_layers.dump() + R"(,
+    "quantized_layers": )" + want_layers.dump() +
+                                       R"(,
     "ignore": [],
     "quant_algo": "MIXED_PRECISION",
     "producer": {"name": "quantforge", "version": "0.1.0"},
@@ -146,20 +148,19 @@ TEST(ExportConfig, CompressedTensorsNvfp4) {
       "group_size": null, "num_bits": 8, "observer": "static_minmax", "observer_kwargs": {},
       "scale_dtype": null, "strategy": "tensor", "symmetric": true, "type": "float",
       "zp_dtype": null})");
-  const Json want = {
-      {"config_groups",
-       {{"group_0",
-         {{"format", "nvfp4-pack-quantized"},
-          {"input_activations", inputs},
-          {"output_activations", nullptr},
-          {"targets", {"Linear"}},
-          {"weights", weights}}}}},
-      {"format", "nvfp4-pack-quantized"},
-      {"global_compression_ratio", nullptr},
-      {"ignore", {"lm_head"}},
-      {"kv_cache_scheme", kv},
-      {"quant_method", "compressed-tensors"},
-      {"quantization_status", "compressed"}};
+  const Json want = {{"config_groups",
+                      {{"group_0",
+                        {{"format", "nvfp4-pack-quantized"},
+                         {"input_activations", inputs},
+                         {"output_activations", nullptr},
+                         {"targets", {"Linear"}},
+                         {"weights", weights}}}}},
+                     {"format", "nvfp4-pack-quantized"},
+                     {"global_compression_ratio", nullptr},
+                     {"ignore", {"lm_head"}},
+                     {"kv_cache_scheme", kv},
+                     {"quant_method", "compressed-tensors"},
+                     {"quantization_status", "compressed"}};
   EXPECT_EQ(Json::parse(QuantizationConfigJson(LlamaLayer(QuantAlgo::kNvfp4, true),
                                                ExportFormat::kCompressedTensors)),
             want);
@@ -191,16 +192,16 @@ TEST(ExportConfig, CompressedTensorsFp8AndMixed) {
 TEST(ExportConfig, UpdateConfigKeepsEverythingElse) {
   const std::string original = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
       "torch_dtype": "bfloat16", "quantization_config": {"old": 1}, "vocab_size": 256})";
-  const Json updated = Json::parse(UpdateConfigJson(
-      original, LlamaLayer(QuantAlgo::kNvfp4, false), ExportFormat::kModelOpt));
+  const Json updated = Json::parse(
+      UpdateConfigJson(original, LlamaLayer(QuantAlgo::kNvfp4, false), ExportFormat::kModelOpt));
   Json want = Json::parse(original);
   want["quantization_config"] = Json::parse(
       QuantizationConfigJson(LlamaLayer(QuantAlgo::kNvfp4, false), ExportFormat::kModelOpt));
   EXPECT_EQ(updated, want);  // same keys, same order, torch_dtype untouched
-  EXPECT_EQ(UpdateConfigJson("{\"a\": 1}", LlamaLayer(QuantAlgo::kFp8, false),
-                             ExportFormat::kModelOpt)
-                .substr(0, 8),
-            "{\n  \"a\":");  // 2-space indent
+  EXPECT_EQ(
+      UpdateConfigJson("{\"a\": 1}", LlamaLayer(QuantAlgo::kFp8, false), ExportFormat::kModelOpt)
+          .substr(0, 8),
+      "{\n  \"a\":");  // 2-space indent
   EXPECT_THROW(UpdateConfigJson("[1, 2]", ExportManifest{}, ExportFormat::kModelOpt), Error);
   EXPECT_THROW(UpdateConfigJson("{not json", ExportManifest{}, ExportFormat::kModelOpt), Error);
 }
@@ -210,9 +211,9 @@ TEST(ExportConfig, NothingQuantizedWritesNoConfig) {
   ExportManifest m;
   m.unquantized = {"lm_head"};
   EXPECT_EQ(HfQuantConfigJson(m), std::nullopt);
-  EXPECT_FALSE(Json::parse(UpdateConfigJson("{\"quantization_config\": 1}", m,
-                                            ExportFormat::kModelOpt))
-                   .contains("quantization_config"));
+  EXPECT_FALSE(
+      Json::parse(UpdateConfigJson("{\"quantization_config\": 1}", m, ExportFormat::kModelOpt))
+          .contains("quantization_config"));
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // exclude_modules compression: hand-made cases that follow Model Optimizer's prefix-wildcard
 // summary, fnmatch semantics as vLLM applies them, and a seeded property test that no emitted
 // pattern ever matches a quantized module while every unquantized one stays covered.
-#include <random>
-
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include "quantforge/export.h"
 
@@ -30,7 +30,8 @@ TEST(ExportExclude, WildcardMatchIsFnmatch) {
 TEST(ExportExclude, LmHeadAndRouters) {
   // Routers of every layer, every layer's experts quantized: no '.'-boundary prefix of a router
   // name is free of quantized modules, so the router names stay exact.
-  const Names quantized = {"model.layers.0.mlp.experts.0.up_proj", "model.layers.1.mlp.experts.0.up_proj"};
+  const Names quantized = {"model.layers.0.mlp.experts.0.up_proj",
+                           "model.layers.1.mlp.experts.0.up_proj"};
   const Names unquantized = {"lm_head", "model.layers.0.mlp.gate", "model.layers.1.mlp.gate"};
   EXPECT_EQ(CompressExcludeModules(unquantized, quantized),
             (Names{"lm_head", "model.layers.0.mlp.gate", "model.layers.1.mlp.gate"}));
@@ -65,7 +66,7 @@ TEST(ExportExclude, RandomTreesNeverMatchAQuantizedModule) {
   // quantized with probability p.
   const std::vector<std::string> blocks = {"self_attn", "mlp", "mlp.experts.0", "mlp.experts.1",
                                            "mixer"};
-  const std::vector<std::string> leaves = {"q_proj", "k_proj", "v_proj", "o_proj", "gate",
+  const std::vector<std::string> leaves = {"q_proj",    "k_proj",  "v_proj",    "o_proj", "gate",
                                            "gate_proj", "up_proj", "down_proj", "in_proj"};
   std::mt19937 gen(20261123);
   for (int trial = 0; trial < 200; ++trial) {
@@ -84,8 +85,8 @@ TEST(ExportExclude, RandomTreesNeverMatchAQuantizedModule) {
     const Names patterns = CompressExcludeModules(unquantized, quantized);
     for (const std::string& p : patterns) {
       for (const std::string& q : quantized) {
-        ASSERT_FALSE(WildcardMatch(p, q)) << "trial " << trial << ": pattern '" << p
-                                          << "' matches quantized '" << q << "'";
+        ASSERT_FALSE(WildcardMatch(p, q))
+            << "trial " << trial << ": pattern '" << p << "' matches quantized '" << q << "'";
       }
     }
     for (const std::string& u : unquantized) {

@@ -15,17 +15,17 @@ using ::testing::HasSubstr;
 
 TEST(ExportFusion, GroupsFromNames) {
   const std::vector<std::string> names = {
-      "m.layers.0.self_attn.q_proj",       // 0
-      "m.layers.0.self_attn.k_proj",       // 1
-      "m.layers.0.self_attn.v_proj",       // 2
-      "m.layers.0.self_attn.o_proj",       // 3
-      "m.layers.0.mlp.experts.0.gate_proj",  // 4
-      "m.layers.0.mlp.experts.0.up_proj",    // 5
-      "m.layers.0.mlp.experts.1.gate_proj",  // 6
-      "m.layers.0.mlp.experts.1.up_proj",    // 7
+      "m.layers.0.self_attn.q_proj",              // 0
+      "m.layers.0.self_attn.k_proj",              // 1
+      "m.layers.0.self_attn.v_proj",              // 2
+      "m.layers.0.self_attn.o_proj",              // 3
+      "m.layers.0.mlp.experts.0.gate_proj",       // 4
+      "m.layers.0.mlp.experts.0.up_proj",         // 5
+      "m.layers.0.mlp.experts.1.gate_proj",       // 6
+      "m.layers.0.mlp.experts.1.up_proj",         // 7
       "m.layers.0.mlp.shared_experts.up_proj",    // 8: not a routed expert
       "m.layers.0.mlp.shared_experts.gate_proj",  // 9
-      "m.layers.1.self_attn.q_proj",       // 10: alone in its attention
+      "m.layers.1.self_attn.q_proj",              // 10: alone in its attention
   };
   const FusionGroups g = FusionGroupsFromNames(names);
   EXPECT_THAT(g.fused, ElementsAre(ElementsAre(4, 5), ElementsAre(6, 7), ElementsAre(8, 9),
@@ -64,11 +64,12 @@ TEST(ExportFusion, Fp8GroupsStayPerShard) {
 
 TEST(ExportFusion, ExpertsShareInputAmaxButNotWeightAmax) {
   // Two experts; gate/up fused within each expert; expert 1 saw no tokens (no input amax).
-  const std::vector<AmaxEntry> e = {
-      {"e0.gate", QuantAlgo::kNvfp4, 1.0f, 2.0f}, {"e0.up", QuantAlgo::kNvfp4, 3.0f, 2.0f},
-      {"e1.gate", QuantAlgo::kNvfp4, 0.5f, std::nullopt},
-      {"e1.up", QuantAlgo::kNvfp4, 0.75f, std::nullopt},
-      {"e0.down", QuantAlgo::kNvfp4, 9.0f, 6.0f}, {"e1.down", QuantAlgo::kNvfp4, 8.0f, 1.0f}};
+  const std::vector<AmaxEntry> e = {{"e0.gate", QuantAlgo::kNvfp4, 1.0f, 2.0f},
+                                    {"e0.up", QuantAlgo::kNvfp4, 3.0f, 2.0f},
+                                    {"e1.gate", QuantAlgo::kNvfp4, 0.5f, std::nullopt},
+                                    {"e1.up", QuantAlgo::kNvfp4, 0.75f, std::nullopt},
+                                    {"e0.down", QuantAlgo::kNvfp4, 9.0f, 6.0f},
+                                    {"e1.down", QuantAlgo::kNvfp4, 8.0f, 1.0f}};
   const FusionGroups g = {{{0, 1}, {2, 3}}, {{0, 2}, {1, 3}, {4, 5}}};
   const FusedAmax r = UnifyFusedAmax(e, g);
   // weight_scale_2 per expert (gate/up shared inside it), not across experts.

@@ -1,11 +1,10 @@
 // Inspection: tensor formats recognised from names, dtypes and siblings in both export layouts
 // and in an unquantized checkpoint; totals and BPE; the declared config; a checkpoint written
 // through CheckpointWriter read back by InspectCheckpoint; the --json line.
-#include <filesystem>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "quantforge/error.h"
@@ -35,10 +34,9 @@ const InspectedTensor& Find(const InspectReport& r, std::string_view name) {
 TEST(ExportInspect, Nvfp4ModelOptBpe) {
   // One NVFP4 W4A4 linear [64, 128]: 4096 B codes + 512 B block scales + two 4 B scalars over
   // 8192 logical elements: 8 * 4616 / 8192 = 4.5078125 = 4.5 + 64 / 8192.
-  const std::vector<TensorInfo> t = {Info("l.weight", DType::kU8, {64, 64}),
-                                     Info("l.weight_scale", DType::kF8E4M3, {64, 8}),
-                                     Info("l.weight_scale_2", DType::kF32, {}),
-                                     Info("l.input_scale", DType::kF32, {})};
+  const std::vector<TensorInfo> t = {
+      Info("l.weight", DType::kU8, {64, 64}), Info("l.weight_scale", DType::kF8E4M3, {64, 8}),
+      Info("l.weight_scale_2", DType::kF32, {}), Info("l.input_scale", DType::kF32, {})};
   const InspectReport r = InspectTensors(t, "", R"({"producer": {}, "quantization": {}})");
   EXPECT_EQ(Find(r, "l.weight").format, "NVFP4 packed weight");
   EXPECT_EQ(Find(r, "l.weight").num_logical_elements, 8192);
@@ -52,15 +50,20 @@ TEST(ExportInspect, Nvfp4ModelOptBpe) {
 }
 
 TEST(ExportInspect, CompressedTensorsAndOtherFormats) {
-  const std::vector<TensorInfo> t = {
-      Info("a.weight_packed", DType::kU8, {8, 16}), Info("a.weight_scale", DType::kF8E4M3, {8, 2}),
-      Info("a.weight_global_scale", DType::kF32, {1}),
-      Info("a.input_global_scale", DType::kF32, {1}),
-      Info("b.weight", DType::kF8E4M3, {8, 32}), Info("b.weight_scale", DType::kF32, {1}),
-      Info("c.weight", DType::kF8E4M3, {8, 64}), Info("c.weight_scale", DType::kU8, {8, 2}),
-      Info("d.weight", DType::kU8, {8, 32}), Info("d.weight_scale", DType::kU8, {8, 2}),
-      Info("e.weight", DType::kF8E4M3, {8, 32}), Info("e.weight_scale", DType::kF32, {8, 1}),
-      Info("attn.k_proj.k_scale", DType::kF32, {}), Info("norm.weight", DType::kBF16, {64})};
+  const std::vector<TensorInfo> t = {Info("a.weight_packed", DType::kU8, {8, 16}),
+                                     Info("a.weight_scale", DType::kF8E4M3, {8, 2}),
+                                     Info("a.weight_global_scale", DType::kF32, {1}),
+                                     Info("a.input_global_scale", DType::kF32, {1}),
+                                     Info("b.weight", DType::kF8E4M3, {8, 32}),
+                                     Info("b.weight_scale", DType::kF32, {1}),
+                                     Info("c.weight", DType::kF8E4M3, {8, 64}),
+                                     Info("c.weight_scale", DType::kU8, {8, 2}),
+                                     Info("d.weight", DType::kU8, {8, 32}),
+                                     Info("d.weight_scale", DType::kU8, {8, 2}),
+                                     Info("e.weight", DType::kF8E4M3, {8, 32}),
+                                     Info("e.weight_scale", DType::kF32, {8, 1}),
+                                     Info("attn.k_proj.k_scale", DType::kF32, {}),
+                                     Info("norm.weight", DType::kBF16, {64})};
   const InspectReport r =
       InspectTensors(t, R"({"quantization_config": {"quant_method": "compressed-tensors"}})", "");
   EXPECT_EQ(r.layout, "compressed-tensors");
@@ -93,11 +96,15 @@ TEST(ExportInspect, WrittenCheckpointAndJsonLine) {
       std::filesystem::path(::testing::TempDir()) / "qf_export_inspect_ckpt";
   std::filesystem::remove_all(dir);
   const std::vector<float> w = testutil::RandomWeights(32, 64, 11);
-  std::vector<ExportTensor> tensors = ExportLinear(
-      {"model.layers.0.mlp.up_proj", QuantizeNvfp4(MakeView(std::span(w), {32, 64}), {}), false,
-       {}},
-      ExportFormat::kModelOpt);
-  tensors.push_back({"model.norm.weight", DType::kBF16, {64},
+  std::vector<ExportTensor> tensors =
+      ExportLinear({"model.layers.0.mlp.up_proj",
+                    QuantizeNvfp4(MakeView(std::span(w), {32, 64}), {}),
+                    false,
+                    {}},
+                   ExportFormat::kModelOpt);
+  tensors.push_back({"model.norm.weight",
+                     DType::kBF16,
+                     {64},
                      testutil::ToBf16Bytes(std::vector<float>(w.begin(), w.begin() + 64))});
   testutil::WriteCheckpoint(dir, tensors);
   ExportManifest m;

@@ -2,11 +2,11 @@
 // from the loader facts in docs/EXPORT.md (vLLM modelopt.py create_weights, compressed-tensors'
 // NVFP4PackedCompressor and ModelOptNvfp4Converter), and the refusals (ragged last dimension,
 // missing activation amax, MX in compressed-tensors).
-#include <cstring>
-#include <random>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
 
 #include "quantforge/error.h"
 #include "quantforge/export.h"
@@ -38,9 +38,8 @@ TEST(ExportLayout, Nvfp4W4A4ModelOpt) {
   const std::vector<float> w = testutil::RandomWeights(32, 64, 1);
   Nvfp4Tensor q = QuantizeNvfp4(MakeView(std::span(w), {32, 64}, "w"), {});
   const Nvfp4Tensor copy = q;
-  const std::vector<ExportTensor> t =
-      ExportLinear({"m.q_proj", std::move(q), /*input_quantized=*/true, 5.376f},
-                   ExportFormat::kModelOpt);
+  const std::vector<ExportTensor> t = ExportLinear(
+      {"m.q_proj", std::move(q), /*input_quantized=*/true, 5.376f}, ExportFormat::kModelOpt);
   // vLLM ModelOptNvFp4LinearMethod: weight U8 [out, in/2], weight_scale F8_E4M3 [out, in/16],
   // weight_scale_2 and input_scale F32 scalars (Model Optimizer writes 0-d tensors).
   ExpectLayout(t, {{"m.q_proj.weight", DType::kU8, {32, 32}},
@@ -113,9 +112,9 @@ TEST(ExportLayout, Fp8PerTensorAndPerChannel) {
 
 TEST(ExportLayout, Fp8CompressedTensorsScalarsHaveShapeOne) {
   const std::vector<float> w = testutil::RandomWeights(4, 16, 5);
-  auto t = ExportLinear({"p", QuantizeFp8(MakeView(std::span(w), {4, 16}), Fp8Granularity::kPerTensor),
-                         true, 1.0f},
-                        ExportFormat::kCompressedTensors);
+  auto t = ExportLinear(
+      {"p", QuantizeFp8(MakeView(std::span(w), {4, 16}), Fp8Granularity::kPerTensor), true, 1.0f},
+      ExportFormat::kCompressedTensors);
   ExpectLayout(t, {{"p.weight", DType::kF8E4M3, {4, 16}},
                    {"p.weight_scale", DType::kF32, {1}},
                    {"p.input_scale", DType::kF32, {1}}});

@@ -19,7 +19,8 @@ Action RegisterInspect(CLI::App& app) {
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
-      "inspect", "Show a checkpoint's tensors, formats, bytes, bits per element and quantization config");
+      "inspect",
+      "Show a checkpoint's tensors, formats, bytes, bits per element and quantization config");
   sub->add_option("dir", flags->path, "Checkpoint directory (or one .safetensors file)")
       ->required();
   sub->add_flag("--json", flags->json, "Also print one JSON object as the last line of stdout");
