@@ -65,6 +65,14 @@ struct QuantizedLinear {
 
 QuantAlgo AlgoOf(const QuantizedLinear& linear);
 
+// The algorithm a module is written as. Identity except one case: FP8 per tensor without an input
+// scale (weight-only) is written in the modelopt layout as FP8_PER_CHANNEL_PER_TOKEN, the
+// per-tensor scale repeated for every row. vLLM's FP8 (per-tensor) linear always applies a static
+// input_scale and would read an absent one as its -FLT_MAX placeholder; the per-channel method
+// quantizes activations per token at run time. Same weight bytes, same dequantized values.
+// compressed-tensors expresses weight-only FP8 directly (naive-quantized, no input activations).
+QuantAlgo ExportedAlgo(QuantAlgo algo, bool has_input_scale, ExportFormat format);
+
 struct ExportTensor {
   std::string name;
   DType dtype = DType::kU8;

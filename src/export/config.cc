@@ -52,11 +52,14 @@ std::vector<ModuleGroup> GroupModules(const ExportManifest& manifest, bool by_in
   std::vector<ModuleGroup> groups;
   for (const QuantizedModule& m : manifest.quantized) {
     const bool input = by_input_scale && m.has_input_scale;
+    // Model Optimizer's configs name the algorithm as written (ExportedAlgo).
+    const QuantAlgo algo =
+        by_input_scale ? m.algo : ExportedAlgo(m.algo, m.has_input_scale, ExportFormat::kModelOpt);
     auto it = std::find_if(groups.begin(), groups.end(), [&](const ModuleGroup& g) {
-      return g.algo == m.algo && g.has_input_scale == input;
+      return g.algo == algo && g.has_input_scale == input;
     });
     if (it == groups.end()) {
-      groups.push_back({m.algo, input, {}});
+      groups.push_back({algo, input, {}});
       it = groups.end() - 1;
     }
     it->names.push_back(m.name);
@@ -104,7 +107,10 @@ Json HfQuantConfig(const ExportManifest& manifest) {
   if (groups.size() > 1) {
     q["quant_algo"] = "MIXED_PRECISION";
     Json layers = Json::object();
-    for (const QuantizedModule& m : manifest.quantized) layers[m.name] = LayerConfig(m.algo);
+    for (const QuantizedModule& m : manifest.quantized) {
+      layers[m.name] =
+          LayerConfig(ExportedAlgo(m.algo, m.has_input_scale, ExportFormat::kModelOpt));
+    }
     q["quantized_layers"] = std::move(layers);
     // No exclude_modules in this mode: an absent module stays unquantized.
   } else {
@@ -128,7 +134,7 @@ Json ModelOptInline(const ExportManifest& manifest) {
   // convert_hf_quant_config_format writes config_groups only for FP8, NVFP4, W4A16_NVFP4 (targets
   // ["Linear"]) and MIXED_PRECISION (targets = module names, plus a copy of quantized_layers).
   if (algo == "FP8" || algo == "NVFP4" || algo == "W4A16_NVFP4") {
-    Json group = ModelOptGroup(manifest.quantized.front().algo);
+    Json group = ModelOptGroup(GroupModules(manifest, /*by_input_scale=*/false).front().algo);
     group["targets"] = Json::array({"Linear"});
     out["config_groups"] = {{"group_0", std::move(group)}};
   } else if (algo == "MIXED_PRECISION") {

@@ -108,9 +108,17 @@ QuantAlgo AlgoOf(const QuantizedLinear& linear) {
   return fp8.scales.size() > 1 ? QuantAlgo::kFp8PerChannel : QuantAlgo::kFp8;
 }
 
-std::vector<TensorSpec> LinearLayout(std::string_view prefix, QuantAlgo algo,
+QuantAlgo ExportedAlgo(QuantAlgo algo, bool has_input_scale, ExportFormat format) {
+  if (algo == QuantAlgo::kFp8 && !has_input_scale && format == ExportFormat::kModelOpt) {
+    return QuantAlgo::kFp8PerChannel;
+  }
+  return algo;
+}
+
+std::vector<TensorSpec> LinearLayout(std::string_view prefix, QuantAlgo requested_algo,
                                      const Shape& weight_shape, bool with_input_scale,
                                      ExportFormat format) {
+  const QuantAlgo algo = ExportedAlgo(requested_algo, with_input_scale, format);
   CheckShape(prefix, algo, weight_shape);
   const int64_t out = weight_shape[0];
   const int64_t in = weight_shape[1];
@@ -159,7 +167,7 @@ std::vector<TensorSpec> LinearLayout(std::string_view prefix, QuantAlgo algo,
 }
 
 std::vector<ExportTensor> ExportLinear(QuantizedLinear linear, ExportFormat format) {
-  const QuantAlgo algo = AlgoOf(linear);
+  const QuantAlgo quantized_algo = AlgoOf(linear);
   const std::string weight_name = Join(linear.prefix, "weight");
   Shape shape;
   int64_t padded_cols = 0;
@@ -182,7 +190,9 @@ std::vector<ExportTensor> ExportLinear(QuantizedLinear linear, ExportFormat form
                             shape[1], padded_cols),
                 {.tensor = weight_name});
   }
-  const bool needs_amax = linear.input_quantized && (IsNvfp4(algo) || IsFp8(algo));
+  const bool needs_amax =
+      linear.input_quantized && (IsNvfp4(quantized_algo) || IsFp8(quantized_algo));
+  const QuantAlgo algo = ExportedAlgo(quantized_algo, needs_amax, format);
   if (needs_amax && !linear.input_amax) {
     throw Error(fmt::format("the input quantizer is enabled ({}) but no calibrated activation "
                             "amax was given: calibrate first, or disable the input quantizer",
@@ -218,6 +228,10 @@ std::vector<ExportTensor> ExportLinear(QuantizedLinear linear, ExportFormat form
     }
   } else if (auto* fp8 = std::get_if<Fp8Tensor>(&linear.weight)) {
     add(0, std::move(fp8->codes));
+    if (algo == QuantAlgo::kFp8PerChannel && fp8->scales.size() == 1) {
+      // Weight-only per-tensor FP8 written as per-channel (ExportedAlgo): one copy per row.
+      fp8->scales.assign(static_cast<size_t>(fp8->rows), fp8->scales[0]);
+    }
     add(1, FloatBytes(fp8->scales));
     if (needs_amax) {
       const float input_scale = *linear.input_amax / kFp8ScaleDivisor;

@@ -77,7 +77,7 @@ void WriteOriginal(const fs::path& dir, const std::vector<Weight>& model) {
 // A miniature of the pipeline: amax per module, fused groups unified, quantize, lay out, write.
 ExportManifest WriteQuantized(const fs::path& orig, const fs::path& dir,
                               const std::vector<Weight>& model, const Policy& policy,
-                              ExportFormat format, bool kv) {
+                              ExportFormat format, bool kv, bool weight_only = false) {
   std::vector<const Weight*> linears;
   std::vector<AmaxEntry> entries;
   std::vector<std::string> names;
@@ -95,7 +95,7 @@ ExportManifest WriteQuantized(const fs::path& orig, const fs::path& dir,
     for (float x : w.values) amax = std::max(amax, std::fabs(x));
     linears.push_back(&w);
     // A stand-in for calibration: activation amax 4.0 for attention inputs, 9.0 for the MLP.
-    const bool input = *algo == QuantAlgo::kNvfp4 || *algo == QuantAlgo::kFp8;
+    const bool input = !weight_only && (*algo == QuantAlgo::kNvfp4 || *algo == QuantAlgo::kFp8);
     std::optional<float> act;
     if (input) act = module.find("self_attn") != std::string::npos ? 4.0f : 9.0f;
     entries.push_back({module, *algo, amax, act});
@@ -107,7 +107,8 @@ ExportManifest WriteQuantized(const fs::path& orig, const fs::path& dir,
     const QuantAlgo algo = entries[i].algo;
     const TensorView view = MakeView(std::span(w.values), w.shape, w.name);
     QuantizedLinear linear{entries[i].name, Fp8Tensor{}, false, fused.input_amax[i]};
-    linear.input_quantized = algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kFp8;
+    linear.input_quantized =
+        entries[i].input_amax.has_value() && (algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kFp8);
     if (algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kW4A16Nvfp4) {
       Nvfp4Options options;
       options.global_amax = fused.weight_global_amax[i];
@@ -160,9 +161,10 @@ class ExportChecker : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  void ExpectPasses(const std::string& tag, const Policy& policy, ExportFormat format, bool kv) {
+  void ExpectPasses(const std::string& tag, const Policy& policy, ExportFormat format, bool kv,
+                    bool weight_only = false) {
     const fs::path quant = root_ / tag;
-    WriteQuantized(root_ / "orig", quant, model_, policy, format, kv);
+    WriteQuantized(root_ / "orig", quant, model_, policy, format, kv, weight_only);
     std::string log;
     EXPECT_EQ(RunChecker(root_ / "orig", quant, log), 0) << log;
   }
@@ -205,6 +207,9 @@ TEST_F(ExportChecker, Fp8BothLayouts) {
   ExpectPasses("fp8_ct", fp8, ExportFormat::kCompressedTensors, false);
   const Policy channel = [](const std::string& m) { return AllBut(m, QuantAlgo::kFp8PerChannel); };
   ExpectPasses("fp8_pc_ct", channel, ExportFormat::kCompressedTensors, false);
+  // Weight-only FP8: per-channel in the modelopt layout, naive-quantized in compressed-tensors.
+  ExpectPasses("fp8_wo", fp8, ExportFormat::kModelOpt, false, /*weight_only=*/true);
+  ExpectPasses("fp8_wo_ct", fp8, ExportFormat::kCompressedTensors, false, /*weight_only=*/true);
 }
 
 TEST_F(ExportChecker, MixedPrecisionAndMxfp8) {

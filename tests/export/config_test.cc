@@ -97,6 +97,24 @@ TEST(ExportConfig, Fp8HasNoGroupSize) {
             Json::parse(R"({"dynamic": false, "num_bits": 8, "type": "float"})"));
 }
 
+TEST(ExportConfig, Fp8WeightOnlyIsDeclaredPerChannel) {
+  // Weight-only FP8 is written per channel (ExportedAlgo): FP8_PER_CHANNEL_PER_TOKEN, no
+  // group_size, and no config_groups inline (convert_hf_quant_config_format has none for it).
+  ExportManifest m = LlamaLayer(QuantAlgo::kFp8, false);
+  for (QuantizedModule& q : m.quantized) q.has_input_scale = false;
+  const Json hf = Json::parse(*HfQuantConfigJson(m));
+  EXPECT_EQ(hf["quantization"], Json::parse(R"({"quant_algo": "FP8_PER_CHANNEL_PER_TOKEN",
+                            "kv_cache_quant_algo": null, "exclude_modules": ["lm_head"]})"));
+  const Json inline_config = Json::parse(QuantizationConfigJson(m, ExportFormat::kModelOpt));
+  EXPECT_FALSE(inline_config.contains("config_groups"));
+  EXPECT_EQ(inline_config["quant_algo"], "FP8_PER_CHANNEL_PER_TOKEN");
+  // compressed-tensors: naive-quantized, per-tensor weights, no input activations.
+  const Json ct = Json::parse(QuantizationConfigJson(m, ExportFormat::kCompressedTensors));
+  EXPECT_EQ(ct["format"], "naive-quantized");
+  EXPECT_EQ(ct["config_groups"]["group_0"]["weights"]["strategy"], "tensor");
+  EXPECT_TRUE(ct["config_groups"]["group_0"]["input_activations"].is_null());
+}
+
 TEST(ExportConfig, MixedPrecision) {
   // NVFP4 experts and FP8 attention: quant_algo MIXED_PRECISION, per-layer quantized_layers in
   // checkpoint order, no exclude_modules; inline: one config group per distinct layer config,

@@ -120,6 +120,35 @@ TEST(ExportLayout, Fp8CompressedTensorsScalarsHaveShapeOne) {
                    {"p.input_scale", DType::kF32, {1}}});
 }
 
+TEST(ExportLayout, Fp8WeightOnlyModelOptIsPerChannel) {
+  // vLLM's FP8 per-tensor linear always applies a static input_scale (an absent one stays at its
+  // -FLT_MAX placeholder), so weight-only FP8 is written as FP8_PER_CHANNEL_PER_TOKEN with the
+  // per-tensor scale repeated per row: same codes, same dequantized values.
+  const std::vector<float> w = testutil::RandomWeights(6, 32, 9);
+  Fp8Tensor q = QuantizeFp8(MakeView(std::span(w), {6, 32}), Fp8Granularity::kPerTensor);
+  const Fp8Tensor copy = q;
+  EXPECT_EQ(ExportedAlgo(QuantAlgo::kFp8, false, ExportFormat::kModelOpt),
+            QuantAlgo::kFp8PerChannel);
+  EXPECT_EQ(ExportedAlgo(QuantAlgo::kFp8, true, ExportFormat::kModelOpt), QuantAlgo::kFp8);
+  EXPECT_EQ(ExportedAlgo(QuantAlgo::kFp8, false, ExportFormat::kCompressedTensors),
+            QuantAlgo::kFp8);
+  const auto t = ExportLinear({"m.o_proj", std::move(q), false, {}}, ExportFormat::kModelOpt);
+  ExpectLayout(t, {{"m.o_proj.weight", DType::kF8E4M3, {6, 32}},
+                   {"m.o_proj.weight_scale", DType::kF32, {6}}});
+  EXPECT_EQ(t[0].bytes, copy.codes);
+  std::vector<float> scales(6);
+  std::memcpy(scales.data(), t[1].bytes.data(), 24);
+  EXPECT_EQ(scales, std::vector<float>(6, copy.scales[0]));
+  // The declared layout agrees, so a writer plan from LinearLayout matches ExportLinear.
+  EXPECT_EQ(
+      LinearLayout("m.o_proj", QuantAlgo::kFp8, {6, 32}, false, ExportFormat::kModelOpt)[1].shape,
+      Shape{6});
+  // compressed-tensors keeps per-tensor weight-only FP8 (naive-quantized): scale [1].
+  const auto ct = ExportLinear({"m.o_proj", copy, false, {}}, ExportFormat::kCompressedTensors);
+  ExpectLayout(ct, {{"m.o_proj.weight", DType::kF8E4M3, {6, 32}},
+                    {"m.o_proj.weight_scale", DType::kF32, {1}}});
+}
+
 TEST(ExportLayout, MxFormatsModelOptOnly) {
   const std::vector<float> w = testutil::RandomWeights(4, 64, 6);
   const TensorView view = MakeView(std::span(w), {4, 64});
