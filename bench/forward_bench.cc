@@ -41,14 +41,22 @@ class SyntheticWeights final : public qf::WeightSource {
     qf::Shape shape;
     const auto ends = [&](std::string_view s) { return name.ends_with(s); };
     if (name == "lm_head.weight") return std::nullopt;  // tied
-    if (name == "model.embed_tokens.weight") shape = {config_.vocab_size, h};
-    else if (ends("norm.weight") || ends("layernorm.weight")) shape = {h};
-    else if (ends("q_proj.weight")) shape = {q, h};
-    else if (ends("k_proj.weight") || ends("v_proj.weight")) shape = {kv, h};
-    else if (ends("o_proj.weight")) shape = {h, q};
-    else if (ends("gate_proj.weight") || ends("up_proj.weight")) shape = {i, h};
-    else if (ends("down_proj.weight")) shape = {h, i};
-    else return std::nullopt;
+    if (name == "model.embed_tokens.weight")
+      shape = {config_.vocab_size, h};
+    else if (ends("norm.weight") || ends("layernorm.weight"))
+      shape = {h};
+    else if (ends("q_proj.weight"))
+      shape = {q, h};
+    else if (ends("k_proj.weight") || ends("v_proj.weight"))
+      shape = {kv, h};
+    else if (ends("o_proj.weight"))
+      shape = {h, q};
+    else if (ends("gate_proj.weight") || ends("up_proj.weight"))
+      shape = {i, h};
+    else if (ends("down_proj.weight"))
+      shape = {h, i};
+    else
+      return std::nullopt;
     const int64_t n = qf::NumElements(shape);
     buffer_.resize(static_cast<size_t>(n));
     if (shape.size() == 1) {
@@ -120,8 +128,8 @@ void Bench(const std::string& label, const qf::Model& model, qf::ThreadPool* poo
       label.c_str(), static_cast<long long>(n), static_cast<long long>(num_seqs),
       static_cast<long long>(seq_len), n * reps / seconds, 100.0 * gemm.seconds / seconds,
       gemm.flops / seconds * 1e-9, gemm.flops / gemm.seconds * 1e-9, static_cast<long long>(n),
-      static_cast<long long>(2 * c.intermediate_size), static_cast<long long>(c.hidden_size),
-      blas, 100.0 * (gemm.flops / seconds * 1e-9) / blas);
+      static_cast<long long>(2 * c.intermediate_size), static_cast<long long>(c.hidden_size), blas,
+      100.0 * (gemm.flops / seconds * 1e-9) / blas);
   std::fflush(stdout);
 }
 
@@ -135,12 +143,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (arg == "--model") { models.push_back(next()); explicit_choice = true; }
-    else if (arg == "--synthetic-1b") { synthetic = true; explicit_choice = true; }
-    else if (arg == "--tokens") tokens = std::stoll(next());
-    else if (arg == "--seq-len") seq_len = std::stoll(next());
-    else if (arg == "--reps") reps = std::stoi(next());
-    else { std::fprintf(stderr, "unknown argument %s\n", arg.c_str()); return 2; }
+    if (arg == "--model") {
+      models.push_back(next());
+      explicit_choice = true;
+    } else if (arg == "--synthetic-1b") {
+      synthetic = true;
+      explicit_choice = true;
+    } else if (arg == "--tokens")
+      tokens = std::stoll(next());
+    else if (arg == "--seq-len")
+      seq_len = std::stoll(next());
+    else if (arg == "--reps")
+      reps = std::stoi(next());
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
+      return 2;
+    }
   }
   if (!explicit_choice) {
     models.push_back(std::string(QF_SHARED_DIR) + "/models/stories260K/hf");

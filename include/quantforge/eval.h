@@ -19,10 +19,10 @@
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <string>
-#include <string_view>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "quantforge/model.h"
@@ -51,9 +51,9 @@ struct EvalProgress {
 
 struct EvalOptions {
   int64_t seq_len = 512;
-  int64_t max_tokens = 0;             // stream tokens to use at most (0: all), whole sequences
-  std::optional<int32_t> bos_id;      // prepended to every sequence when set
-  int64_t batch_tokens = 4096;        // sequences per forward: max(1, batch_tokens / seq_len)
+  int64_t max_tokens = 0;         // stream tokens to use at most (0: all), whole sequences
+  std::optional<int32_t> bos_id;  // prepended to every sequence when set
+  int64_t batch_tokens = 4096;    // sequences per forward: max(1, batch_tokens / seq_len)
   std::function<void(const EvalProgress&)> progress;  // called after every batch
 };
 

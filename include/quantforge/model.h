@@ -29,8 +29,8 @@ enum class RopeScalingKind { kNone, kLinear, kLlama3 };
 struct RopeScaling {
   RopeScalingKind kind = RopeScalingKind::kNone;
   double factor = 1.0;
-  double low_freq_factor = 1.0;   // llama3
-  double high_freq_factor = 4.0;  // llama3
+  double low_freq_factor = 1.0;                     // llama3
+  double high_freq_factor = 4.0;                    // llama3
   int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
@@ -48,9 +48,9 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;  // q_proj/k_proj/v_proj carry biases (Qwen2; Llama attention_bias)
-  bool o_bias = false;    // o_proj carries a bias (Llama attention_bias)
-  bool mlp_bias = false;  // gate/up/down carry biases (Llama mlp_bias)
+  bool qkv_bias = false;       // q_proj/k_proj/v_proj carry biases (Qwen2; Llama attention_bias)
+  bool o_bias = false;         // o_proj carries a bias (Llama attention_bias)
+  bool mlp_bias = false;       // gate/up/down carry biases (Llama mlp_bias)
   int64_t sliding_window = 0;  // 0: full causal attention
   std::optional<int64_t> bos_token_id;
   std::optional<int64_t> eos_token_id;

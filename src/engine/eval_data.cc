@@ -60,8 +60,7 @@ EvalData LoadEvalData(const std::filesystem::path& path, const Tokenizer* tokeni
         for (size_t i = 0; i < ids.size(); ++i) {
           if (!ids[i].is_number_integer() || ids[i].get<int64_t>() < 0 ||
               ids[i].get<int64_t>() > INT32_MAX) {
-            throw Error("input_ids[" + std::to_string(i) + "] is not a token id: " +
-                            ids[i].dump(),
+            throw Error("input_ids[" + std::to_string(i) + "] is not a token id: " + ids[i].dump(),
                         {where});
           }
           data.tokens.push_back(ids[i].get<int32_t>());

@@ -60,38 +60,38 @@ std::optional<WeightFakeQuant> ParseWeightFakeQuant(std::string_view name) {
 
 WeightTransform MakeWeightFakeQuant(WeightFakeQuant format, ThreadPool* pool) {
   if (format == WeightFakeQuant::kNone) return {};
-  return [format, pool](const std::string& name, std::span<float> weight, int64_t rows,
-                        int64_t cols) {
-    if (name.rfind("model.layers.", 0) != 0) return;  // lm_head stays unquantized
-    const TensorView view = MakeView(std::span<const float>(weight), {rows, cols}, name);
-    switch (format) {
-      case WeightFakeQuant::kNone:
-        break;
-      case WeightFakeQuant::kBf16:
-        for (float& w : weight) w = DecodeBF16(EncodeBF16(w));
-        break;
-      case WeightFakeQuant::kFp8PerTensor:
-      case WeightFakeQuant::kFp8PerChannel: {
-        const Fp8Tensor q = QuantizeFp8(view,
-                                        format == WeightFakeQuant::kFp8PerTensor
-                                            ? Fp8Granularity::kPerTensor
-                                            : Fp8Granularity::kPerChannel,
-                                        std::nullopt, pool);
-        DequantizeFp8(q, weight, pool);
-        break;
-      }
-      case WeightFakeQuant::kNvfp4: {
-        const Nvfp4Tensor q = QuantizeNvfp4(view, Nvfp4Options{}, pool);
-        DequantizeNvfp4(q, weight, pool);
-        break;
-      }
-      case WeightFakeQuant::kMxfp4: {
-        const MxTensor q = QuantizeMx(view, MxElement::kE2M1, MxScaleRule::kOcpFloor, pool);
-        DequantizeMx(q, weight, pool);
-        break;
-      }
-    }
-  };
+  return
+      [format, pool](const std::string& name, std::span<float> weight, int64_t rows, int64_t cols) {
+        if (name.rfind("model.layers.", 0) != 0) return;  // lm_head stays unquantized
+        const TensorView view = MakeView(std::span<const float>(weight), {rows, cols}, name);
+        switch (format) {
+          case WeightFakeQuant::kNone:
+            break;
+          case WeightFakeQuant::kBf16:
+            for (float& w : weight) w = DecodeBF16(EncodeBF16(w));
+            break;
+          case WeightFakeQuant::kFp8PerTensor:
+          case WeightFakeQuant::kFp8PerChannel: {
+            const Fp8Tensor q =
+                QuantizeFp8(view,
+                            format == WeightFakeQuant::kFp8PerTensor ? Fp8Granularity::kPerTensor
+                                                                     : Fp8Granularity::kPerChannel,
+                            std::nullopt, pool);
+            DequantizeFp8(q, weight, pool);
+            break;
+          }
+          case WeightFakeQuant::kNvfp4: {
+            const Nvfp4Tensor q = QuantizeNvfp4(view, Nvfp4Options{}, pool);
+            DequantizeNvfp4(q, weight, pool);
+            break;
+          }
+          case WeightFakeQuant::kMxfp4: {
+            const MxTensor q = QuantizeMx(view, MxElement::kE2M1, MxScaleRule::kOcpFloor, pool);
+            DequantizeMx(q, weight, pool);
+            break;
+          }
+        }
+      };
 }
 
 }  // namespace qf

@@ -82,13 +82,12 @@ EvalResult EvaluatePerplexity(const Model& model, std::span<const int32_t> strea
     result.sequences += count;
     result.tokens += count * (seq_len - 1);
     if (options.progress) {
-      options.progress({result.sequences, num_sequences, result.tokens,
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                            .count()});
+      options.progress(
+          {result.sequences, num_sequences, result.tokens,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
     }
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.nll = nll_sum / static_cast<double>(result.tokens);
   result.perplexity = std::exp(result.nll);
   return result;

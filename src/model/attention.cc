@@ -79,8 +79,7 @@ void Attention::Forward(const BatchLayout& batch, float* in, float* out,
     for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
       const int64_t r1 = std::min(len, r0 + kQueryBlock);
       const int64_t keys = r1;  // row i sees keys [first, i] with i < r1
-      GemmNT(r1 - r0, keys, d, base + r0 * ld_qkv + h * d, ld_qkv, k, ld_qkv, scores.data(),
-             keys);
+      GemmNT(r1 - r0, keys, d, base + r0 * ld_qkv + h * d, ld_qkv, k, ld_qkv, scores.data(), keys);
       for (int64_t i = r0; i < r1; ++i) {
         float* row = scores.data() + (i - r0) * keys;
         // Visible keys: [first, i]; the rest get probability exactly 0 (exp(-inf)).

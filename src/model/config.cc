@@ -12,7 +12,7 @@ namespace {
 
 struct ArchitectureTraits {
   std::string_view name;
-  bool always_qkv_bias;      // Qwen2Attention: q/k/v Linear(bias=True) regardless of config
+  bool always_qkv_bias;         // Qwen2Attention: q/k/v Linear(bias=True) regardless of config
   bool honours_attention_bias;  // LlamaConfig.attention_bias / mlp_bias apply
   // Qwen2 has sliding_window in every config but applies it only with use_sliding_window.
   bool sliding_window_needs_flag;
@@ -70,8 +70,10 @@ RopeScaling ParseRopeScaling(const Json& json, const std::string& path) {
   if (!it->is_object()) throw Error("'rope_scaling' must be an object or null", {path});
   // transformers accepts both "rope_type" (new) and "type" (old).
   std::string type;
-  if (it->contains("rope_type")) type = (*it)["rope_type"].get<std::string>();
-  else if (it->contains("type")) type = (*it)["type"].get<std::string>();
+  if (it->contains("rope_type"))
+    type = (*it)["rope_type"].get<std::string>();
+  else if (it->contains("type"))
+    type = (*it)["type"].get<std::string>();
   if (type == "default" || type.empty()) return scaling;
   scaling.factor = GetDouble(*it, "factor", path, 1.0);
   if (type == "linear") {
@@ -111,8 +113,7 @@ ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path
   if (!json.is_object()) throw Error("config.json must hold an object", {path});
   ModelConfig config;
   const auto archs = json.find("architectures");
-  if (archs == json.end() || !archs->is_array() || archs->empty() ||
-      !(*archs)[0].is_string()) {
+  if (archs == json.end() || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
     throw Error("config.json has no 'architectures' list; supported: " + SupportedList(), {path});
   }
   config.architecture = (*archs)[0].get<std::string>();
@@ -121,9 +122,9 @@ ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path
     if (arch.name == config.architecture) traits = &arch;
   }
   if (traits == nullptr) {
-    throw Error("unsupported architecture '" + config.architecture +
-                    "'; supported: " + SupportedList(),
-                {path});
+    throw Error(
+        "unsupported architecture '" + config.architecture + "'; supported: " + SupportedList(),
+        {path});
   }
 
   config.hidden_size = GetInt(json, "hidden_size", path);
@@ -137,8 +138,7 @@ ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path
   if (config.num_attention_heads <= 0 || config.hidden_size <= 0) {
     throw Error("hidden_size and num_attention_heads must be positive", {path});
   }
-  config.head_dim =
-      GetInt(json, "head_dim", path, config.hidden_size / config.num_attention_heads);
+  config.head_dim = GetInt(json, "head_dim", path, config.hidden_size / config.num_attention_heads);
   config.rms_norm_eps = GetDouble(json, "rms_norm_eps", path, 1e-6);
   config.rope_theta = GetDouble(json, "rope_theta", path, 10000.0);
   config.rope_scaling = ParseRopeScaling(json, path);
@@ -174,9 +174,9 @@ ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path
                {"max_position_embeddings", config.max_position_embeddings}};
   for (const auto& size : sizes) {
     if (size.value <= 0) {
-      throw Error(std::string("'") + size.name + "' must be positive, found " +
-                      std::to_string(size.value),
-                  {path});
+      throw Error(
+          std::string("'") + size.name + "' must be positive, found " + std::to_string(size.value),
+          {path});
     }
   }
   if (config.num_attention_heads % config.num_key_value_heads != 0) {
@@ -195,8 +195,9 @@ ModelConfig ParseModelConfig(std::string_view json_text, const std::string& path
 ModelConfig LoadModelConfig(const std::filesystem::path& dir) {
   const std::filesystem::path path = dir / "config.json";
   std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error("cannot open config.json (is this a Hugging Face model directory?)",
-                         {path.string()});
+  if (!file)
+    throw Error("cannot open config.json (is this a Hugging Face model directory?)",
+                {path.string()});
   std::stringstream text;
   text << file.rdbuf();
   return ParseModelConfig(text.str(), path.string());

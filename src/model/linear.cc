@@ -40,8 +40,8 @@ void GemmNN(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
   Gemm(CblasNoTrans, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
-void ParallelGemmNT(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const float* a,
-                    int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+void ParallelGemmNT(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float* c, int64_t ldc) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t row_tiles = (m + kGemmTileRows - 1) / kGemmTileRows;
   const int64_t col_tiles = (n + kGemmTileCols - 1) / kGemmTileCols;
@@ -52,9 +52,9 @@ void ParallelGemmNT(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const flo
     GemmNT(std::min(kGemmTileRows, m - r0), std::min(kGemmTileCols, n - c0), k, a + r0 * lda, lda,
            b + c0 * ldb, ldb, c + r0 * ldc + c0, ldc);
   });
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now() - start)
-                      .count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
   g_gemm_nanoseconds.fetch_add(ns, std::memory_order_relaxed);
   g_gemm_flops.fetch_add(2 * m * n * k, std::memory_order_relaxed);
 }
@@ -91,8 +91,7 @@ void ResetGemmStats() {
 
 void Linear::Forward(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
                      ThreadPool* pool) const {
-  ParallelGemmNT(pool, rows, out_features, in_features, x, ldx, weight.data(), in_features, y,
-                 ldy);
+  ParallelGemmNT(pool, rows, out_features, in_features, x, ldx, weight.data(), in_features, y, ldy);
   if (bias.empty()) return;
   for (int64_t r = 0; r < rows; ++r) {
     float* row = y + r * ldy;

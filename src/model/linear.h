@@ -30,8 +30,8 @@ void GemmNN(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
 // GemmStats (wall time of the whole call).
 inline constexpr int64_t kGemmTileRows = 256;
 inline constexpr int64_t kGemmTileCols = 512;
-void ParallelGemmNT(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const float* a,
-                    int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc);
+void ParallelGemmNT(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float* c, int64_t ldc);
 
 // The CPU kernel family OpenBLAS chose at load time ("Haswell", "SkylakeX", ...). On virtual
 // machines whose CPUID model is generic ("Intel Xeon Processor"), OpenBLAS 0.3.21's DYNAMIC_ARCH

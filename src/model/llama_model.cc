@@ -41,8 +41,8 @@ namespace {
 void Transform(const LoadOptions& options, const std::string& name, float* weight, int64_t rows,
                int64_t cols) {
   if (options.weight_transform) {
-    options.weight_transform(name, std::span<float>(weight, static_cast<size_t>(rows * cols)),
-                             rows, cols);
+    options.weight_transform(name, std::span<float>(weight, static_cast<size_t>(rows * cols)), rows,
+                             cols);
   }
 }
 
@@ -120,8 +120,8 @@ class LlamaModel final : public Model {
       Linear gate_up = LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
                                    {config.intermediate_size, config.intermediate_size}, hidden,
                                    config.mlp_bias);
-      Linear down = LoadLinear(source, options, mlp + "down_proj", hidden,
-                               config.intermediate_size, config.mlp_bias);
+      Linear down = LoadLinear(source, options, mlp + "down_proj", hidden, config.intermediate_size,
+                               config.mlp_bias);
       blocks[1].mixer = std::make_unique<SwiGluMlp>(hidden, config.intermediate_size,
                                                     std::move(gate_up), std::move(down), mlp);
       layers_.emplace_back(std::move(blocks));
@@ -163,11 +163,11 @@ class LlamaModel final : public Model {
     hidden.swap(normed);
   }
 
-  void Logits(float* hidden, int64_t num_rows, float* logits,
-              ForwardHooks* hooks) const override {
+  void Logits(float* hidden, int64_t num_rows, float* logits, ForwardHooks* hooks) const override {
     if (hooks != nullptr) {
-      hooks->OnActivation({ActivationKind::kLinearInput, config_.num_hidden_layers, lm_head_module_},
-                          hidden, num_rows, config_.hidden_size, config_.hidden_size);
+      hooks->OnActivation(
+          {ActivationKind::kLinearInput, config_.num_hidden_layers, lm_head_module_}, hidden,
+          num_rows, config_.hidden_size, config_.hidden_size);
     }
     const float* head = lm_head_.size() ? lm_head_.data() : embed_.data();
     ParallelGemmNT(pool_, num_rows, config_.vocab_size, config_.hidden_size, hidden,

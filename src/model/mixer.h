@@ -6,10 +6,9 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
-
 #include <span>
 #include <string>
+#include <vector>
 
 #include "quantforge/model.h"
 #include "quantforge/thread_pool.h"
@@ -29,9 +28,9 @@ struct BatchLayout {
 
 // What every block's Forward gets besides its data.
 struct ForwardContext {
-  ThreadPool* pool = nullptr;      // may be null
-  ForwardHooks* hooks = nullptr;   // may be null
-  int64_t layer = 0;               // decoder layer index, for ActivationSite
+  ThreadPool* pool = nullptr;     // may be null
+  ForwardHooks* hooks = nullptr;  // may be null
+  int64_t layer = 0;              // decoder layer index, for ActivationSite
 };
 
 // Calls the hooks, if any, on one activation site.

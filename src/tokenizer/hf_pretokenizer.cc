@@ -71,8 +71,8 @@ class RegexSplitStep final : public TextStep {
     if (code_ == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error_code, message, sizeof(message));
-      throw Error("pre-tokenizer regex does not compile at offset " +
-                      std::to_string(error_offset) + ": " + reinterpret_cast<char*>(message),
+      throw Error("pre-tokenizer regex does not compile at offset " + std::to_string(error_offset) +
+                      ": " + reinterpret_cast<char*>(message),
                   {path});
     }
   }
@@ -109,8 +109,10 @@ class RegexSplitStep final : public TextStep {
           continue;
         }
         emit(gap_begin, m_begin);
-        if (keep_matches_) emit(m_begin, m_end);
-        else first = false;
+        if (keep_matches_)
+          emit(m_begin, m_end);
+        else
+          first = false;
         gap_begin = pos = m_end;
       }
       emit(gap_begin, text.size());
@@ -209,8 +211,7 @@ void AddSteps(const Json& step, const std::string& path, bool* byte_level,
                       "'/invert is not supported (supported: Isolated, Removed)",
                   {path});
     }
-    steps.push_back(
-        std::make_unique<RegexSplitStep>(pattern, behavior == "Isolated", false, path));
+    steps.push_back(std::make_unique<RegexSplitStep>(pattern, behavior == "Isolated", false, path));
   } else if (type == "Metaspace") {
     std::string scheme = step.value("prepend_scheme", "");
     if (scheme.empty()) scheme = step.value("add_prefix_space", true) ? "always" : "never";

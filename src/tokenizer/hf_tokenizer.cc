@@ -89,8 +89,9 @@ class HfTokenizer final : public Tokenizer {
         vocab_size_ = std::max<int64_t>(vocab_size_, int64_t{id} + 1);
       }
       // Longest first, so "<|a|b|>" wins over a prefix that is itself a token.
-      std::stable_sort(added_.begin(), added_.end(),
-                       [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+      std::stable_sort(added_.begin(), added_.end(), [](const auto& x, const auto& y) {
+        return x.first.size() > y.first.size();
+      });
     }
     steps_ = tok::BuildTextSteps(json.value("normalizer", Json()),
                                  json.value("pre_tokenizer", Json()), path_, &byte_level_);

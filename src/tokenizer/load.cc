@@ -5,7 +5,8 @@
 namespace qf {
 
 std::unique_ptr<Tokenizer> LoadTokenizerFile(const std::filesystem::path& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error("tokenizer file not found", {path.string()});
+  if (!std::filesystem::is_regular_file(path))
+    throw Error("tokenizer file not found", {path.string()});
   const std::string ext = path.extension().string();
   if (ext == ".json") return LoadHfTokenizer(path);
   if (ext == ".model") return LoadSentencePieceTokenizer(path);

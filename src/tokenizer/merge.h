@@ -23,8 +23,8 @@ struct Symbol {
 
 // Priority of merging two adjacent symbols (their concatenated bytes are word[left.begin,
 // right end)); nullopt when the pair does not merge.
-using PairPriority = std::function<std::optional<double>(std::string_view left,
-                                                         std::string_view right)>;
+using PairPriority =
+    std::function<std::optional<double>(std::string_view left, std::string_view right)>;
 
 // Returns the final symbols in order.
 std::vector<Symbol> MergeSymbols(std::string_view word, std::vector<Symbol> symbols,

@@ -37,9 +37,8 @@ class EvalDataTest : public ::testing::Test {
 };
 
 TEST_F(EvalDataTest, InputIdsNeedNoTokenizer) {
-  const EvalData data =
-      LoadEvalData(Write("ids.jsonl", "{\"input_ids\": [1, 2, 3]}\n\n{\"input_ids\": [4]}\n"),
-                   nullptr);
+  const EvalData data = LoadEvalData(
+      Write("ids.jsonl", "{\"input_ids\": [1, 2, 3]}\n\n{\"input_ids\": [4]}\n"), nullptr);
   EXPECT_EQ(data.format, EvalDataFormat::kJsonlInputIds);
   EXPECT_EQ(data.tokens, (std::vector<int32_t>{1, 2, 3, 4}));
   EXPECT_EQ(data.num_documents, 2);
@@ -61,12 +60,11 @@ TEST_F(EvalDataTest, TextAndJsonlTextTokenizeAlike) {
 }
 
 TEST_F(EvalDataTest, Errors) {
-  EXPECT_NE(ErrorOf(Write("t.txt", "hello"), nullptr).find("needs a tokenizer"),
-            std::string::npos);
+  EXPECT_NE(ErrorOf(Write("t.txt", "hello"), nullptr).find("needs a tokenizer"), std::string::npos);
   EXPECT_NE(ErrorOf(Write("e.jsonl", "\n\n"), nullptr).find("no tokens"), std::string::npos);
-  EXPECT_NE(ErrorOf(Write("bad.jsonl", "{\"input_ids\": [1]}\n{oops\n"), nullptr)
-                .find("bad.jsonl:2"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(Write("bad.jsonl", "{\"input_ids\": [1]}\n{oops\n"), nullptr).find("bad.jsonl:2"),
+      std::string::npos);
   EXPECT_NE(ErrorOf(Write("neg.jsonl", "{\"input_ids\": [1, -5]}\n"), nullptr).find("input_ids[1]"),
             std::string::npos);
   EXPECT_NE(ErrorOf(Write("x.jsonl", "{\"foo\": 1}\n"), nullptr).find("neither"),

@@ -16,8 +16,7 @@
 namespace qf {
 namespace {
 
-const std::filesystem::path kModelDir =
-    std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
+const std::filesystem::path kModelDir = std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
 
 struct Captured {
   ActivationKind kind;
@@ -33,7 +32,8 @@ class CaptureHooks final : public ForwardHooks {
   void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
                     int64_t ld) override {
     Captured c{site.kind, site.layer, {site.modules.begin(), site.modules.end()}, {}};
-    for (int64_t r = 0; r < rows; ++r) c.values.insert(c.values.end(), x + r * ld, x + r * ld + cols);
+    for (int64_t r = 0; r < rows; ++r)
+      c.values.insert(c.values.end(), x + r * ld, x + r * ld + cols);
     captured.push_back(std::move(c));
     if (next_ != nullptr) next_->OnActivation(site, x, rows, cols, ld);
   }
@@ -126,7 +126,8 @@ TEST_F(Hooks, AmaxEqualsBruteForceMaximum) {
     double ss = 0;
     for (int i = 0; i < 64; ++i) ss += double(e[t * 64 + i]) * e[t * 64 + i];
     const double inv = 1.0 / std::sqrt(ss / 64 + 1e-5);
-    for (int i = 0; i < 64; ++i) expected = std::max(expected, std::abs(g[i] * e[t * 64 + i] * inv));
+    for (int i = 0; i < 64; ++i)
+      expected = std::max(expected, std::abs(g[i] * e[t * 64 + i] * inv));
   }
   EXPECT_NEAR(observer.Amax().at("model.layers.0.self_attn.q_proj.input_quantizer"), expected,
               1e-6 * expected);

@@ -14,8 +14,7 @@
 namespace qf {
 namespace {
 
-const std::filesystem::path kModelDir =
-    std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
+const std::filesystem::path kModelDir = std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
 
 class Perplexity : public ::testing::Test {
  protected:
@@ -46,8 +45,7 @@ TEST_F(Perplexity, MatchesReferenceNll) {
   EXPECT_DOUBLE_EQ(plain.perplexity, std::exp(plain.nll));
   // The same with BOS prepended by the evaluator to the text tokens.
   options.bos_id = 1;
-  const EvalResult with_bos =
-      EvaluatePerplexity(*model_, std::span(tokens_).subspan(1), options);
+  const EvalResult with_bos = EvaluatePerplexity(*model_, std::span(tokens_).subspan(1), options);
   EXPECT_EQ(with_bos.tokens, 256);
   EXPECT_DOUBLE_EQ(with_bos.nll, plain.nll);
 }

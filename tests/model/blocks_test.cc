@@ -59,8 +59,8 @@ Linear MakeLinear(int64_t out, int64_t in, bool bias, uint32_t seed) {
   linear.out_features = out;
   linear.in_features = in;
   linear.weight = AlignedBuffer<float>(static_cast<size_t>(out * in));
-  const std::vector<float> w = RandomVector(static_cast<size_t>(out * in), seed,
-                                            1.0f / std::sqrt(static_cast<float>(in)));
+  const std::vector<float> w =
+      RandomVector(static_cast<size_t>(out * in), seed, 1.0f / std::sqrt(static_cast<float>(in)));
   std::copy(w.begin(), w.end(), linear.weight.data());
   if (bias) linear.bias = RandomVector(static_cast<size_t>(out), seed + 1, 0.5f);
   return linear;
@@ -71,7 +71,8 @@ std::vector<double> ReferenceLinear(const Linear& l, const double* x) {
   std::vector<double> y(static_cast<size_t>(l.out_features));
   for (int64_t o = 0; o < l.out_features; ++o) {
     double acc = l.bias.empty() ? 0.0 : l.bias[o];
-    for (int64_t i = 0; i < l.in_features; ++i) acc += double(l.weight[o * l.in_features + i]) * x[i];
+    for (int64_t i = 0; i < l.in_features; ++i)
+      acc += double(l.weight[o * l.in_features + i]) * x[i];
     y[o] = acc;
   }
   return y;
@@ -136,9 +137,12 @@ TEST(Rope, Llama3FrequenciesMatchFormula) {
     const double base = std::pow(500000.0, -2.0 * i / 128.0);
     const double expected = Llama3Frequency(base, s);
     EXPECT_NEAR(got[i], expected, 1e-15 * base) << i;
-    if (expected == base) ++kept;
-    else if (expected == base / 32.0) ++scaled;
-    else ++blended;
+    if (expected == base)
+      ++kept;
+    else if (expected == base / 32.0)
+      ++scaled;
+    else
+      ++blended;
   }
   // Llama 3.1's table has all three regimes.
   EXPECT_GT(scaled, 0);
@@ -162,7 +166,8 @@ TEST(Rope, RotateHalfMatchesScalarDouble) {
         ref[h * head_dim + i] = x1 * std::cos(angle) - x2 * std::sin(angle);
         ref[h * head_dim + i + half] = x2 * std::cos(angle) + x1 * std::sin(angle);
         // cos, sin rounded, two products, one sum: 4u of |x1| + |x2|.
-        tol[h * head_dim + i] = tol[h * head_dim + i + half] = 4 * kU * (std::abs(x1) + std::abs(x2));
+        tol[h * head_dim + i] = tol[h * head_dim + i + half] =
+            4 * kU * (std::abs(x1) + std::abs(x2));
       }
     }
     ExpectClose("rope", x, ref, tol);
@@ -179,8 +184,7 @@ class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 TEST_P(AttentionTest, MatchesScalarDouble) {
   const AttentionShape shape{32, 4, 2, 8, GetParam().sliding_window};  // GQA group 2
   const std::vector<double> inv_freq = RopeInverseFrequencies(8, 10000.0, {});
-  const Attention attention(shape, inv_freq,
-                            MakeLinear(shape.QkvWidth(), 32, GetParam().bias, 100),
+  const Attention attention(shape, inv_freq, MakeLinear(shape.QkvWidth(), 32, GetParam().bias, 100),
                             MakeLinear(32, 32, GetParam().bias, 200));
   // Reference copies of the weights (Attention owns its own).
   const Linear qkv = MakeLinear(shape.QkvWidth(), 32, GetParam().bias, 100);
@@ -226,7 +230,10 @@ TEST_P(AttentionTest, MatchesScalarDouble) {
           mx = std::max(mx, p[j]);
         }
         for (int64_t j = 0; j <= t; ++j) {
-          if (shape.sliding_window > 0 && t - j >= shape.sliding_window) { p[j] = 0; continue; }
+          if (shape.sliding_window > 0 && t - j >= shape.sliding_window) {
+            p[j] = 0;
+            continue;
+          }
           p[j] = std::exp(p[j] - mx);
           sum += p[j];
         }

@@ -12,7 +12,8 @@ namespace {
 std::string Config(const std::string& arch, const std::string& extra = "") {
   return R"({"architectures": [")" + arch + R"("], "hidden_size": 64, "intermediate_size": 96,
     "num_hidden_layers": 2, "num_attention_heads": 8, "vocab_size": 100,
-    "max_position_embeddings": 128)" + extra + "}";
+    "max_position_embeddings": 128)" +
+         extra + "}";
 }
 
 std::string ErrorOf(const std::string& json) {

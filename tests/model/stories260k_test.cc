@@ -17,8 +17,7 @@
 namespace qf {
 namespace {
 
-const std::filesystem::path kModelDir =
-    std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
+const std::filesystem::path kModelDir = std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
 
 struct Reference {
   std::vector<int32_t> tokens;

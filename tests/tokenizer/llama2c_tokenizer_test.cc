@@ -15,8 +15,8 @@ namespace {
 const std::filesystem::path kShared(QF_SHARED_DIR);
 const std::filesystem::path kLlama2 = kShared / "models/llama2-tokenizer";
 
-#define SKIP_IF_MISSING(path)                                                       \
-  if (!std::filesystem::exists(path)) {                                             \
+#define SKIP_IF_MISSING(path)                                                        \
+  if (!std::filesystem::exists(path)) {                                              \
     GTEST_SKIP() << (path) << " not found (set QF_SHARED_DIR to the shared folder)"; \
   }
 

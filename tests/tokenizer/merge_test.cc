@@ -1,11 +1,11 @@
 // The heap-driven merge loop against a direct quadratic scan (run.c's algorithm: rescan all
 // pairs, merge the best, leftmost on ties) on seeded random words and priority tables.
+#include "src/tokenizer/merge.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
-
-#include "src/tokenizer/merge.h"
 
 namespace qf::tok {
 namespace {

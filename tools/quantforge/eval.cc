@@ -2,13 +2,14 @@
 // file, over non-overlapping sequences of --seq-len tokens (convention in quantforge/eval.h).
 // With --json the last line of stdout is one JSON object: nll, perplexity, tokens, sequences,
 // seq_len, bos, seconds, tokens_per_second, model, data, tokenizer.
+#include "quantforge/eval.h"
+
 #include <fmt/core.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "quantforge/error.h"
-#include "quantforge/eval.h"
 #include "quantforge/model.h"
 #include "quantforge/tokenizer.h"
 #include "tools/quantforge/commands.h"
@@ -71,8 +72,7 @@ int RunEval(const EvalFlags& flags, Context& context) {
     options.progress = [](const EvalProgress& p) {
       std::fprintf(stderr, "\reval: %lld/%lld sequences, %lld tokens, %.0f tokens/s   ",
                    static_cast<long long>(p.sequences_done),
-                   static_cast<long long>(p.sequences_total),
-                   static_cast<long long>(p.tokens_done),
+                   static_cast<long long>(p.sequences_total), static_cast<long long>(p.tokens_done),
                    p.seconds > 0 ? static_cast<double>(p.tokens_done) / p.seconds : 0.0);
       std::fflush(stderr);
     };
@@ -85,13 +85,13 @@ int RunEval(const EvalFlags& flags, Context& context) {
   fmt::print("model      {}\ndata       {} ({} data tokens, {} documents)\n", flags.model_dir,
              flags.data_path, data.tokens.size(), data.num_documents);
   fmt::print("weights    {}\n", flags.fake_quant_weights == "none"
-                                      ? "as stored"
-                                      : "fake-quantized " + flags.fake_quant_weights);
+                                    ? "as stored"
+                                    : "fake-quantized " + flags.fake_quant_weights);
   fmt::print("tokenizer  {}\n", tokenizer ? tokenizer->Describe() : "none (input_ids)");
   fmt::print("sequences  {} x {} tokens{}\n", result.sequences, options.seq_len,
-             options.bos_id ? fmt::format(" (BOS {} + {} data tokens)", *options.bos_id,
-                                          options.seq_len - 1)
-                            : "");
+             options.bos_id
+                 ? fmt::format(" (BOS {} + {} data tokens)", *options.bos_id, options.seq_len - 1)
+                 : "");
   fmt::print("tokens     {} predicted\nnll        {:.6f}\nperplexity {:.4f}\n", result.tokens,
              result.nll, result.perplexity);
   fmt::print("time       {:.2f} s ({:.0f} tokens/s)\n", result.seconds, tokens_per_second);
