@@ -86,7 +86,9 @@ struct ExportTensor {
 // declared before any tensor is quantized). `weight_shape` is the logical [out, in]. Throws
 // qf::Error when `in` is not a multiple of the algorithm's block size (such a layer must stay
 // unquantized and be listed as excluded), for a shape that is not 2-D, and for a combination the
-// format cannot express (MX in compressed-tensors).
+// format cannot express (MX in compressed-tensors). `with_input_scale`: the module's input
+// quantizer is enabled (NVFP4 W4A4, FP8 W8A8), as QuantizedLinear::input_quantized; `algo` is
+// mapped through ExportedAlgo, exactly as ExportLinear does.
 std::vector<TensorSpec> LinearLayout(std::string_view prefix, QuantAlgo algo,
                                      const Shape& weight_shape, bool with_input_scale,
                                      ExportFormat format);
