@@ -221,9 +221,11 @@ void RefuseQuantizedInput(const Checkpoint& checkpoint) {
   }
 }
 
-std::string DeclaredQuantAlgo(const ExportManifest& manifest) {
+std::string DeclaredQuantAlgo(const ExportManifest& manifest, ExportFormat format) {
   std::set<QuantAlgo> algos;
-  for (const QuantizedModule& m : manifest.quantized) algos.insert(m.algo);
+  for (const QuantizedModule& m : manifest.quantized) {
+    algos.insert(ExportedAlgo(m.algo, m.has_input_scale, format));
+  }
   if (algos.empty()) return "none";
   if (algos.size() == 1) return std::string(QuantAlgoName(*algos.begin()));
   return "MIXED_PRECISION";

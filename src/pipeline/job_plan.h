@@ -46,7 +46,7 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
 // what the user meant.
 void RefuseQuantizedInput(const Checkpoint& checkpoint);
 
-// The quant_algo the exported config declares: one algorithm's name, MIXED_PRECISION, or "none".
-std::string DeclaredQuantAlgo(const ExportManifest& manifest);
+// The quant_algo the exported config declares (algorithms as written, see ExportedAlgo): one algorithm's name, MIXED_PRECISION, or "none".
+std::string DeclaredQuantAlgo(const ExportManifest& manifest, ExportFormat format);
 
 }  // namespace qf

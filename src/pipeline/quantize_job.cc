@@ -117,7 +117,8 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
         writer.Write(e.name, e.Bytes());
         bytes_out += e.bytes.size();
       }
-      bucket = std::string(QuantAlgoName(t.linear->algo));
+      bucket = std::string(
+          QuantAlgoName(ExportedAlgo(t.linear->algo, /*has_input_scale=*/false, options.format)));
       manifest.quantized.push_back(QuantizedModule{t.linear->module, t.linear->algo, false});
     } else {
       writer.Write(info.name, view.data);
@@ -158,7 +159,7 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
   transaction.Commit();
 
   summary.excluded = job.excluded;
-  summary.quant_algo = DeclaredQuantAlgo(manifest);
+  summary.quant_algo = DeclaredQuantAlgo(manifest, options.format);
   summary.weight_bpe =
       weight_elements == 0 ? 0.0 : static_cast<double>(weight_bits) / weight_elements;
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -157,7 +157,7 @@ TEST_F(QuantizeJobTest, Fp8WeightOnly) {
   QuantizeOptions o = Options("FP8_DEFAULT_CFG");
   o.weight_only = true;
   const QuantizeSummary s = RunQuantize(o, nullptr);
-  EXPECT_EQ(s.quant_algo, "FP8");
+  EXPECT_EQ(s.quant_algo, "FP8_PER_CHANNEL_PER_TOKEN");
   const Checkpoint out = Checkpoint::Open(o.out);
   const TensorInfo* w = out.Find("model.layers.0.mlp.down_proj.weight");
   ASSERT_NE(w, nullptr);
