@@ -81,7 +81,7 @@ void RefuseCalibrationDependent(const Recipe& recipe, const std::vector<TensorPl
   throw Error("recipe '" + recipe.name + "' enables " + std::to_string(names.size()) +
               " quantizers whose scales come from activations (e.g. " + examples +
               "): they need calibration data, which this build cannot collect yet. Rerun with "
-              "--weight-only to export the weights alone (NVFP4 -> W4A16_NVFP4, FP8 -> W8A16)");
+              "--weight-only to export the weights alone (NVFP4 -> W4A16_NVFP4; FP8 weights with dynamic per-token activations)");
 }
 
 void Exclude(JobPlan& job, TensorJob& t, const std::string& reason) {

@@ -20,11 +20,11 @@ std::string HumanBytes(uint64_t bytes) {
 }  // namespace
 
 std::string SummaryText(const QuantizeSummary& s) {
-  std::string out = fmt::format("{:<22} {:>8} {:>14} {:>12} {:>12} {:>7}\n", "format", "tensors",
+  std::string out = fmt::format("{:<26} {:>8} {:>14} {:>12} {:>12} {:>7}\n", "format", "tensors",
                                 "elements", "bytes in", "bytes out", "bits/el");
   for (const FormatSummary& f : s.formats) {
     const double bpe = f.elements == 0 ? 0.0 : 8.0 * static_cast<double>(f.bytes_out) / f.elements;
-    out += fmt::format("{:<22} {:>8} {:>14} {:>12} {:>12} {:>7.3f}\n", f.format, f.tensors,
+    out += fmt::format("{:<26} {:>8} {:>14} {:>12} {:>12} {:>7.3f}\n", f.format, f.tensors,
                        f.elements, HumanBytes(f.bytes_in), HumanBytes(f.bytes_out), bpe);
   }
   out += fmt::format("total: {} in, {} out ({:.1f}%), linear weights {:.3f} bits per element, "
