@@ -85,7 +85,7 @@ class WeightGenerator {
 
  private:
   // Row `row`, columns [col_begin, col_end), into out: the one definition of every value.
-  void FillRowsRange(int64_t row, int64_t col_begin, int64_t col_end, float* out) const;
+  void FillRowRange(int64_t row, int64_t col_begin, int64_t col_end, float* out) const;
 
   WeightStats stats_;
   uint64_t key_ = 0;

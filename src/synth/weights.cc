@@ -172,13 +172,13 @@ bool WeightGenerator::IsZeroRow(int64_t row) const { return row_gain_[row] == 0.
 
 float WeightGenerator::At(int64_t row, int64_t col) const {
   float out = 0.0f;
-  FillRowsRange(row, col, col + 1, &out);
+  FillRowRange(row, col, col + 1, &out);
   return out;
 }
 
 // Row `row`, columns [col_begin, col_end), into out. The single definition of every value.
-void WeightGenerator::FillRowsRange(int64_t row, int64_t col_begin, int64_t col_end,
-                                    float* out) const {
+void WeightGenerator::FillRowRange(int64_t row, int64_t col_begin, int64_t col_end,
+                                   float* out) const {
   const float row_gain = row_gain_[row];
   if (row_gain == 0.0f) {
     std::fill(out, out + (col_end - col_begin), 0.0f);
@@ -216,7 +216,7 @@ void WeightGenerator::FillRows(int64_t row_begin, int64_t row_end, std::span<flo
   QF_CHECK(row_begin >= 0 && row_begin <= row_end && row_end <= rows_);
   QF_CHECK(static_cast<int64_t>(out.size()) == (row_end - row_begin) * cols_);
   for (int64_t r = row_begin; r < row_end; ++r) {
-    FillRowsRange(r, 0, cols_, out.data() + (r - row_begin) * cols_);
+    FillRowRange(r, 0, cols_, out.data() + (r - row_begin) * cols_);
   }
 }
 
@@ -226,7 +226,7 @@ void WeightGenerator::FillRowsBF16(int64_t row_begin, int64_t row_end,
   QF_CHECK(static_cast<int64_t>(out.size()) == (row_end - row_begin) * cols_);
   std::vector<float> row(static_cast<size_t>(cols_));
   for (int64_t r = row_begin; r < row_end; ++r) {
-    FillRowsRange(r, 0, cols_, row.data());
+    FillRowRange(r, 0, cols_, row.data());
     uint16_t* dst = out.data() + (r - row_begin) * cols_;
     for (int64_t c = 0; c < cols_; ++c) dst[c] = EncodeBF16(row[c]);
   }

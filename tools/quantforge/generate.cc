@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "quantforge/checkpoint.h"
@@ -35,22 +36,27 @@ int RunGenerate(const GenerateFlags& flags, Context& context) {
   } else {
     throw Error("generate: --dtype must be bf16 or f32, found '" + flags.dtype + "'");
   }
-  const auto start = std::chrono::steady_clock::now();
-  OutputTransaction output(flags.out, flags.overwrite);
-  SynthCheckpointSummary summary;
+  // Presets are checked before the output directory is touched.
+  std::optional<LlamaShape> llama;
+  std::optional<NemotronHShape> nemotron_h;
   if (flags.arch == "llama") {
-    const auto shape = LlamaPreset(flags.preset);
-    if (!shape)
+    llama = LlamaPreset(flags.preset);
+    if (!llama) {
       throw Error("generate: unknown llama preset '" + flags.preset + "' (tiny, small, 1b, 8b)");
-    summary = GenerateLlamaCheckpoint(output.Dir(), *shape, options, context.pool.get());
+    }
   } else if (flags.arch == "nemotron-h") {
-    const auto shape = NemotronHPreset(flags.preset);
-    if (!shape)
+    nemotron_h = NemotronHPreset(flags.preset);
+    if (!nemotron_h) {
       throw Error("generate: unknown nemotron-h preset '" + flags.preset + "' (tiny, small)");
-    summary = GenerateNemotronHCheckpoint(output.Dir(), *shape, options, context.pool.get());
+    }
   } else {
     throw Error("generate: --arch must be llama or nemotron-h, found '" + flags.arch + "'");
   }
+  const auto start = std::chrono::steady_clock::now();
+  OutputTransaction output(flags.out, flags.overwrite);
+  const SynthCheckpointSummary summary =
+      llama ? GenerateLlamaCheckpoint(output.Dir(), *llama, options, context.pool.get())
+            : GenerateNemotronHCheckpoint(output.Dir(), *nemotron_h, options, context.pool.get());
   output.Commit();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
