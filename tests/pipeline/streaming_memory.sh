@@ -5,6 +5,7 @@
 # 525 MB embedding (128256 x 2048 BF16), written through unchanged.
 #   limit = 900 MiB  <  checkpoint 2.4 GB  (the job needs ~ largest tensor + ~300 MiB of code,
 #                                           libraries, thread stacks and malloc arenas)
+# Also: Ctrl-C in the middle of that job exits 130 and leaves nothing behind.
 # Usage: streaming_memory.sh QUANTFORGE_BINARY. Exit 77 = skipped (no prlimit).
 set -euo pipefail
 qf=$1
@@ -33,4 +34,19 @@ grep -q "model.embed_tokens.weight" "$work/err.txt" || { cat "$work/err.txt"; ex
 echo "with 400 MiB: $(head -c 300 "$work/err.txt")"
 [ ! -e "$work/q2" ] || { echo "FAIL: a partial output was left behind"; exit 1; }
 if ls -A "$work" | grep -q '^\.q2\.tmp'; then echo "FAIL: temporary directory left behind"; exit 1; fi
+# Ctrl-C in the middle of the job: exit status 130, nothing left behind.
+"$qf" --threads 2 quantize --model "$work/model" --out "$work/q3" 2>"$work/err.txt" &
+pid=$!
+sleep 1
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+echo "after SIGINT: exit $status: $(head -c 200 "$work/err.txt")"
+if [ "$status" -eq 0 ]; then
+  echo "note: the job finished before the signal arrived; interrupt not exercised"
+else
+  [ "$status" -eq 130 ] || { echo "FAIL: expected exit 130 after SIGINT"; exit 1; }
+  [ ! -e "$work/q3" ] || { echo "FAIL: output left behind after SIGINT"; exit 1; }
+  if ls -A "$work" | grep -q '^\.q3\.tmp'; then echo "FAIL: temp dir left after SIGINT"; exit 1; fi
+fi
 echo "streaming_memory: PASSED"
