@@ -29,7 +29,5 @@ class ProgressBar {
   Clock::time_point last_draw_{};
 };
 
-std::string FormatBytes(uint64_t bytes);     // "1.50 GiB"
-std::string FormatDuration(double seconds);  // "1m05s"
 
 }  // namespace qf::cli
