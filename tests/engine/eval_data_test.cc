@@ -1,4 +1,6 @@
 // Evaluation data loading: plain text, JSONL text, JSONL input_ids, and the errors.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -16,8 +18,11 @@ const std::filesystem::path kTok =
 class EvalDataTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // One directory per process and test: ctest runs the tests of this fixture in parallel
+    // processes, which must not remove each other's files.
     dir_ = std::filesystem::temp_directory_path() /
-           ("qf_eval_data_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+           ("qf_eval_data_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
