@@ -122,7 +122,8 @@ std::string Avx512Flags() {
     const char* p = line;
     while ((p = std::strstr(p, "avx512")) != nullptr) {
       const size_t len = std::strcspn(p, " \n");
-      flags += (flags.empty() ? "" : " ") + std::string(p, len);
+      if (!flags.empty()) flags += ' ';
+      flags.append(p, len);
       p += len;
     }
     break;
