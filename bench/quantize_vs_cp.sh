@@ -4,8 +4,8 @@
 #
 # Both read the same input from the page cache (a first untimed cp warms it). cp writes the whole
 # checkpoint; quantize reads it (fused q/k/v and gate/up twice: their shared global amax comes first),
-# writes about 45% of its size, and fsyncs its shards before the atomic rename. We report cp both
-# without and with a trailing `sync`, since only the latter promises the bytes are on disk.
+# writes about 45% of its size, and fsyncs its shards before the atomic rename. So the like-for-like
+# pairs are: quantize --no-fsync against cp, and quantize (fsync, the default) against cp + sync.
 # Usage: bench/quantize_vs_cp.sh [BUILD_DIR=build] [PRESET=1b] [REPS=3]
 set -euo pipefail
 build=${1:-build}
@@ -36,6 +36,7 @@ t_cp=$(time_cmd cp -r "$work/model" "$work/out")
 t_cp_sync=$(time_cmd bash -c "cp -r '$work/model' '$work/out' && sync")
 t_q=$(time_cmd "$qf" quantize --model "$work/model" --out "$work/out" --recipe W4A16_NVFP4_CFG)
 t_q1=$(time_cmd "$qf" --threads 1 quantize --model "$work/model" --out "$work/out" --recipe W4A16_NVFP4_CFG)
+t_qn=$(time_cmd "$qf" quantize --model "$work/model" --out "$work/out" --recipe W4A16_NVFP4_CFG --no-fsync)
 
 gbs() { echo "scale=3; $bytes / $1 / 1000000000" | bc -l; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -44,5 +45,7 @@ printf '%-34s %8.3f s %7s GB/s\n' "cp -r" "$t_cp" "$(gbs "$t_cp")"
 printf '%-34s %8.3f s %7s GB/s\n' "cp -r + sync" "$t_cp_sync" "$(gbs "$t_cp_sync")"
 printf '%-34s %8.3f s %7s GB/s\n' "quantize NVFP4 (all threads)" "$t_q" "$(gbs "$t_q")"
 printf '%-34s %8.3f s %7s GB/s\n' "quantize NVFP4 (1 thread)" "$t_q1" "$(gbs "$t_q1")"
+printf '%-34s %8.3f s %7s GB/s\n' "quantize NVFP4 --no-fsync (all)" "$t_qn" "$(gbs "$t_qn")"
+printf 'ratio quantize --no-fsync / cp      : %.2f\n' "$(echo "$t_cp / $t_qn" | bc -l)"
 printf 'ratio quantize/cp        (all threads): %.2f\n' "$(echo "$t_cp / $t_q" | bc -l)"
 printf 'ratio quantize/(cp+sync) (all threads): %.2f\n' "$(echo "$t_cp_sync / $t_q" | bc -l)"

@@ -95,6 +95,10 @@ struct WriterOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
   // Added to every shard's "__metadata__" next to {"format": "pt"}.
   std::map<std::string, std::string> metadata;
+  // Finish() fsyncs the shards, so a committed output survives a power loss. Off, the bytes reach
+  // the disk when the kernel writes them back (as `cp` or Hugging Face's save_pretrained leave
+  // them); the output directory is still renamed into place only when complete.
+  bool sync_to_disk = true;
 };
 
 // Streaming writer. The whole plan is given up front so shard assignment and every header are
@@ -104,7 +108,7 @@ struct WriterOptions {
 // places a tensor's bytes at their final offset with pwrite, in any order and from any thread, so
 // nothing is buffered. Headers are JSON sorted by name, padded with spaces to a multiple of 8
 // bytes; within a shard tensors are contiguous in declared order. Finish() checks that every
-// tensor was written exactly once, fsyncs the shards, and writes model.safetensors.index.json when
+// tensor was written exactly once, fsyncs the shards (WriterOptions::sync_to_disk), and writes model.safetensors.index.json when
 // there is more than one shard. Write errors (ENOSPC, EFBIG, EIO) throw qf::Error naming the file.
 // A writer destroyed without Finish leaves incomplete files; put it inside an OutputTransaction.
 class CheckpointWriter {

@@ -36,6 +36,7 @@ struct QuantizeOptions {
   // export weights only (NVFP4 becomes W4A16_NVFP4, FP8 becomes W8A16).
   bool weight_only = false;
   uint64_t max_shard_bytes = 5'000'000'000;
+  bool sync_to_disk = true;  // fsync the shards before the final rename (WriterOptions)
   NonFinitePolicy non_finite = NonFinitePolicy::kError;
 };
 

@@ -139,7 +139,7 @@ void CheckpointWriter::Finish() {
     w.finished = true;
   }
   for (io::OutputFile& file : w.files) {
-    file.Sync();
+    if (w.options.sync_to_disk) file.Sync();
     file.Close();
   }
   if (w.shard_names.size() > 1) {

@@ -95,7 +95,8 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
   OutputTransaction transaction(options.out, options.overwrite);
   CheckpointWriter writer(transaction.Dir(), std::move(specs),
                           WriterOptions{.max_shard_bytes = options.max_shard_bytes,
-                                        .metadata = {{"producer", "quantforge"}}});
+                                        .metadata = {{"producer", "quantforge"}},
+                                        .sync_to_disk = options.sync_to_disk});
 
   QuantizeSummary summary;
   summary.out = options.out;

@@ -139,6 +139,14 @@ TEST_F(QuantizeJobTest, DeterministicAcrossThreads) {
   }
 }
 
+TEST_F(QuantizeJobTest, NoFsyncWritesTheSameBytes) {
+  RunQuantize(Options("W4A16_NVFP4_CFG", "synced"), nullptr);
+  QuantizeOptions o = Options("W4A16_NVFP4_CFG", "unsynced");
+  o.sync_to_disk = false;
+  RunQuantize(o, nullptr);
+  EXPECT_EQ(ReadTree(root_ / "unsynced"), ReadTree(root_ / "synced"));
+}
+
 TEST_F(QuantizeJobTest, CompressedTensorsLayout) {
   QuantizeOptions o = Options("W4A16_NVFP4_CFG");
   o.format = ExportFormat::kCompressedTensors;

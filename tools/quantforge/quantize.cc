@@ -29,6 +29,7 @@ struct QuantizeArgs {
   uint64_t shard_bytes = 5'000'000'000;
   std::string non_finite = "error";
   uint64_t seed = 0;
+  bool no_fsync = false;
   std::string default_preset = "small";
 };
 
@@ -55,6 +56,7 @@ int Run(const QuantizeArgs& args, Context& context) {
   options.overwrite = args.overwrite;
   options.weight_only = args.weight_only;
   options.max_shard_bytes = args.shard_bytes;
+  options.sync_to_disk = !args.no_fsync;
   const std::optional<ExportFormat> format = ParseExportFormat(args.format);
   if (!format) throw Error("unknown --format '" + args.format + "' (modelopt, compressed-tensors)");
   options.format = *format;
@@ -127,6 +129,9 @@ Action RegisterQuantize(CLI::App& app) {
   sub->add_option("--shard-size", args->shard_bytes, "Maximum bytes per output shard")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  sub->add_flag("--no-fsync", args->no_fsync,
+                "Do not fsync the shards before the final rename (faster; the output is still "
+                "complete or absent, but a power loss may lose recently written bytes)");
   sub->add_option("--on-nonfinite", args->non_finite,
                   "Weights holding NaN/Inf: 'error' (default) or 'keep' them unquantized")
       ->check(CLI::IsMember({"error", "keep"}));
