@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
       "and SGLang load."};
   app.set_version_flag("--version", "quantforge " QF_VERSION_STRING);
   app.require_subcommand(1);
+  // `quantforge quantize ... --threads 4` as well as `quantforge --threads 4 quantize ...`.
+  app.fallthrough();
   qf::cli::Context context;
   app.add_option("--threads", context.num_threads, "Worker threads (0 = all cores)")
       ->default_val(0);
