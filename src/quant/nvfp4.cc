@@ -10,8 +10,13 @@
 // depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "quantforge/error.h"
 #include "quantforge/formats.h"
@@ -29,6 +34,26 @@ constexpr int64_t kMaxCandidates = 255;  // chosen_candidate is a byte
 
 ErrorContext Where(const TensorView& tensor) {
   return ErrorContext{{}, std::string(tensor.name), {}};
+}
+
+// Sizes the output vector `v` to n bytes. The outputs are fresh allocations (mmap'd by malloc
+// when large), so the zero-fill of resize first-touches every page; on Linux with transparent
+// huge pages in "madvise" mode (as on the build machine) asking for huge pages before the fill
+// means one fault per 2 MiB instead of per 4 KiB: measured 18 -> 8 ms for the 36 MiB of outputs
+// of a 128 MiB BF16 input, a sixth of the whole max call. Only advice: where it is refused (or
+// THP is off) nothing changes, and the bytes never depend on it.
+void ResizeOutput(std::vector<uint8_t>& v, size_t n) {
+  v.reserve(n);
+#ifdef __linux__
+  constexpr uintptr_t kPage = 4096;
+  constexpr size_t kMinBytes = 4u << 20;  // two huge pages: below that there is nothing to gain
+  if (n >= kMinBytes) {
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(v.data()) + kPage - 1) & ~(kPage - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(v.data()) + n) & ~(kPage - 1);
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+#endif
+  v.resize(n);
 }
 
 }  // namespace
@@ -151,9 +176,9 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   out.padded_cols = padded_cols;
   out.global_scale = g;
   out.global_amax = global_amax;
-  out.codes.resize(static_cast<size_t>(num_blocks * 8));
-  out.block_scales.resize(static_cast<size_t>(num_blocks));
-  if (searched) out.chosen_candidate.resize(static_cast<size_t>(num_blocks));
+  ResizeOutput(out.codes, static_cast<size_t>(num_blocks * 8));
+  ResizeOutput(out.block_scales, static_cast<size_t>(num_blocks));
+  if (searched) ResizeOutput(out.chosen_candidate, static_cast<size_t>(num_blocks));
 
   const std::span<uint8_t> codes(out.codes);
   const std::span<uint8_t> scales(out.block_scales);

@@ -4,7 +4,10 @@
 // scalar reference and on the dispatched quantizer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -225,6 +228,39 @@ TEST(Nvfp4Errors, NonFiniteEmptyAndOverride) {
   EXPECT_THROW(ReferenceQuantizeNvfp4(view, options), Error);
   options.global_amax = 5.0f;  // equal is fine (it is the group max)
   EXPECT_NO_THROW(QuantizeNvfp4(view, options));
+}
+
+// Outputs of 4 MiB and more are allocated with a huge-page hint before the zero-fill: the bytes
+// equal those of row slices small enough to get no hint, quantized with the same global amax.
+TEST(Nvfp4Output, LargeOutputsEqualSlices) {
+  const int64_t rows = 8192, cols = 1040, slice_rows = 1024;  // codes: 4.26 MB in one piece
+  std::vector<uint16_t> bf16(static_cast<size_t>(rows * cols));
+  uint64_t state = 12345;
+  for (uint16_t& v : bf16) {  // finite BF16 with a spread of exponents around 2^-6
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<uint16_t>(((state >> 33) & 0x80FF) | (0x3800 + ((state >> 41) & 0x3FF)));
+  }
+  for (const auto algorithm : {BlockScaleAlgorithm::kMax, BlockScaleAlgorithm::kFourOverSix}) {
+    Nvfp4Options options;
+    options.algorithm = algorithm;
+    const Nvfp4Tensor whole =
+        QuantizeNvfp4(MakeView(std::span<const uint16_t>(bf16), {rows, cols}, "w"), options);
+    ASSERT_EQ(whole.codes.size(), static_cast<size_t>(rows * cols / 2));
+    options.global_amax = whole.global_amax;
+    for (int64_t r = 0; r < rows; r += slice_rows) {
+      const auto slice = std::span<const uint16_t>(bf16).subspan(static_cast<size_t>(r * cols),
+                                                                 static_cast<size_t>(slice_rows * cols));
+      const Nvfp4Tensor part = QuantizeNvfp4(MakeView(slice, {slice_rows, cols}, "w"), options);
+      const size_t blocks = static_cast<size_t>(slice_rows * cols / 16);
+      const size_t first = static_cast<size_t>(r * cols / 16);
+      ASSERT_TRUE(std::equal(part.codes.begin(), part.codes.end(), whole.codes.begin() + first * 8))
+          << AlgorithmName(algorithm) << " rows from " << r;
+      ASSERT_TRUE(std::equal(part.block_scales.begin(), part.block_scales.end(),
+                             whole.block_scales.begin() + first))
+          << AlgorithmName(algorithm) << " rows from " << r;
+      ASSERT_EQ(part.chosen_candidate.size(), whole.chosen_candidate.empty() ? 0 : blocks);
+    }
+  }
 }
 
 // The loss tree adds e[i] + e[i + 8] first: with these values a left-to-right sum differs.
