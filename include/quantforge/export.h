@@ -141,12 +141,10 @@ void WriteQuantConfigFiles(const std::filesystem::path& out_dir,
 
 // exclude_modules compression (Model Optimizer's prefix-wildcard summary): each unquantized name
 // is replaced by the shortest "prefix*" (cut at a '.') or "prefix.*" that matches no quantized
-// module, else kept as is. Sorted. Every returned pattern matches (fnmatch) no quantized name.
+// module, else kept as is. Sorted. Every returned pattern matches no quantized name under fnmatch,
+// as vLLM applies exclude_modules (qf::FnMatch in src/util/fnmatch.h).
 std::vector<std::string> CompressExcludeModules(std::span<const std::string> unquantized,
                                                 std::span<const std::string> quantized);
-// fnmatch without flags, as vLLM applies exclude_modules: '*' any run (dots included), '?' one
-// character, '[...]' a set.
-bool WildcardMatch(std::string_view pattern, std::string_view name);
 
 // ------------------------------------------------------------------------------------------------
 // Fused scales. Engines fuse q/k/v, gate/up (and gate/up within one expert) into one GEMM with one

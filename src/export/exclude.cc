@@ -13,6 +13,7 @@
 #include <string>
 
 #include "quantforge/export.h"
+#include "src/util/fnmatch.h"
 
 namespace qf {
 namespace {
@@ -47,71 +48,7 @@ class QuantizedIndex {
   std::vector<std::string> names_;
 };
 
-bool MatchSet(std::string_view pattern, size_t& p, char c) {
-  // pattern[p] == '['; on return p is past the closing ']'. An unclosed '[' is a literal.
-  size_t i = p + 1;
-  bool negate = false;
-  if (i < pattern.size() && pattern[i] == '!') {
-    negate = true;
-    ++i;
-  }
-  bool matched = false;
-  bool first = true;
-  while (i < pattern.size() && (first || pattern[i] != ']')) {
-    first = false;
-    if (i + 2 < pattern.size() && pattern[i + 1] == '-' && pattern[i + 2] != ']') {
-      matched |= pattern[i] <= c && c <= pattern[i + 2];
-      i += 3;
-    } else {
-      matched |= pattern[i] == c;
-      ++i;
-    }
-  }
-  if (i >= pattern.size()) {  // no ']': '[' matches itself
-    ++p;
-    return c == '[';
-  }
-  p = i + 1;
-  return matched != negate;
-}
-
 }  // namespace
-
-bool WildcardMatch(std::string_view pattern, std::string_view name) {
-  // Iterative glob with single-star backtracking: '*' matches any run, dots included.
-  size_t p = 0, n = 0;
-  size_t star_p = std::string_view::npos, star_n = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star_p = p++;
-      star_n = n;
-      continue;
-    }
-    if (p < pattern.size()) {
-      size_t next_p = p;
-      bool ok;
-      if (pattern[p] == '?') {
-        ok = true;
-        next_p = p + 1;
-      } else if (pattern[p] == '[') {
-        ok = MatchSet(pattern, next_p, name[n]);
-      } else {
-        ok = pattern[p] == name[n];
-        next_p = p + 1;
-      }
-      if (ok) {
-        p = next_p;
-        ++n;
-        continue;
-      }
-    }
-    if (star_p == std::string_view::npos) return false;
-    p = star_p + 1;
-    n = ++star_n;
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
 
 std::vector<std::string> CompressExcludeModules(std::span<const std::string> unquantized,
                                                 std::span<const std::string> quantized) {
@@ -148,7 +85,7 @@ std::vector<std::string> CompressExcludeModules(std::span<const std::string> unq
   // glob metacharacters could break the prefix reasoning; fall back to the exact names then.
   for (const std::string& pattern : result) {
     for (const std::string& q : index.Names()) {
-      if (WildcardMatch(pattern, q)) {
+      if (FnMatch(pattern, q)) {
         std::vector<std::string> exact(unquantized.begin(), unquantized.end());
         std::sort(exact.begin(), exact.end());
         exact.erase(std::unique(exact.begin(), exact.end()), exact.end());

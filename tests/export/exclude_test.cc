@@ -6,26 +6,12 @@
 #include <random>
 
 #include "quantforge/export.h"
+#include "src/util/fnmatch.h"
 
 namespace qf {
 namespace {
 
 using Names = std::vector<std::string>;
-
-TEST(ExportExclude, WildcardMatchIsFnmatch) {
-  EXPECT_TRUE(WildcardMatch("lm_head", "lm_head"));
-  EXPECT_FALSE(WildcardMatch("lm_head", "lm_head2"));
-  EXPECT_TRUE(WildcardMatch("model.layers.1.*", "model.layers.1.mlp.up_proj"));
-  EXPECT_FALSE(WildcardMatch("model.layers.1.*", "model.layers.10.mlp.up_proj"));
-  EXPECT_TRUE(WildcardMatch("model.layers.1*", "model.layers.10.mlp.up_proj"));  // '*' spans dots
-  EXPECT_TRUE(WildcardMatch("*mlp.gate", "model.layers.7.mlp.gate"));
-  EXPECT_FALSE(WildcardMatch("*mlp.gate", "model.layers.7.mlp.gate_proj"));
-  EXPECT_TRUE(WildcardMatch("*.[kv]_proj", "a.k_proj"));
-  EXPECT_FALSE(WildcardMatch("*.[!kv]_proj", "a.k_proj"));
-  EXPECT_TRUE(WildcardMatch("a.?_proj", "a.q_proj"));
-  EXPECT_TRUE(WildcardMatch("*", ""));
-  EXPECT_FALSE(WildcardMatch("a*b*c", "a.b.d"));
-}
 
 TEST(ExportExclude, LmHeadAndRouters) {
   // Routers of every layer, every layer's experts quantized: no '.'-boundary prefix of a router
@@ -85,13 +71,13 @@ TEST(ExportExclude, RandomTreesNeverMatchAQuantizedModule) {
     const Names patterns = CompressExcludeModules(unquantized, quantized);
     for (const std::string& p : patterns) {
       for (const std::string& q : quantized) {
-        ASSERT_FALSE(WildcardMatch(p, q))
+        ASSERT_FALSE(FnMatch(p, q))
             << "trial " << trial << ": pattern '" << p << "' matches quantized '" << q << "'";
       }
     }
     for (const std::string& u : unquantized) {
       bool covered = false;
-      for (const std::string& p : patterns) covered |= WildcardMatch(p, u);
+      for (const std::string& p : patterns) covered |= FnMatch(p, u);
       ASSERT_TRUE(covered) << "trial " << trial << ": '" << u << "' not excluded";
     }
     ASSERT_LE(patterns.size(), unquantized.size());
