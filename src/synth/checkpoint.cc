@@ -125,6 +125,14 @@ void WriteJson(const std::filesystem::path& path, const nlohmann::ordered_json& 
   if (!out) throw Error("cannot write " + path.string());
 }
 
+void WriteConfigs(const std::filesystem::path& dir, const nlohmann::ordered_json& config) {
+  WriteJson(dir / "config.json", config);
+  WriteJson(dir / "generation_config.json", {{"bos_token_id", 1},
+                                             {"eos_token_id", 2},
+                                             {"do_sample", false},
+                                             {"transformers_version", "4.46.0"}});
+}
+
 PlannedTensor Matrix(std::string name, DType dtype, int64_t rows, int64_t cols) {
   return {{std::move(name), dtype, {rows, cols}}, TensorKind::kMatrix, LinearWeightStats(cols)};
 }

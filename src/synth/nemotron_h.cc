@@ -154,11 +154,7 @@ SynthCheckpointSummary GenerateNemotronHCheckpoint(const std::filesystem::path& 
       {"transformers_version", "4.46.0"},
       {"_quantforge_synthetic", {{"seed", options.seed}, {"generator", "qf::WeightGenerator"}}},
   };
-  synth_internal::WriteJson(dir / "config.json", config);
-  synth_internal::WriteJson(dir / "generation_config.json", {{"bos_token_id", 1},
-                                                             {"eos_token_id", 2},
-                                                             {"do_sample", false},
-                                                             {"transformers_version", "4.46.0"}});
+  synth_internal::WriteConfigs(dir, config);
   return summary;
 }
 

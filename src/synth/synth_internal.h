@@ -42,5 +42,8 @@ void WriteCheckpoint(const std::filesystem::path& dir, const std::vector<Planned
                      SynthCheckpointSummary* summary);
 
 void WriteJson(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+// config.json as given, and the generation_config.json both architectures share (BOS 1, EOS 2,
+// greedy).
+void WriteConfigs(const std::filesystem::path& dir, const nlohmann::ordered_json& config);
 
 }  // namespace qf::synth_internal
