@@ -38,6 +38,13 @@ struct QuantizeOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
   bool sync_to_disk = true;  // fsync the shards before the final rename (WriterOptions)
   NonFinitePolicy non_finite = NonFinitePolicy::kError;
+  // Calibration (src/pipeline/calibration.h): with a data file, recipes with static input scales
+  // (NVFP4 W4A4, FP8 W8A8) and FP8 KV caches are calibrated on the unquantized model and exported
+  // with input_scale / k_scale / v_scale. Empty: such recipes are refused unless weight_only.
+  std::filesystem::path calib_data;  // text, JSONL "text" or JSONL "input_ids"
+  std::filesystem::path tokenizer;   // empty: found in the model directory
+  int64_t calib_samples = 128;       // sequences, clipped to the data
+  int64_t calib_seq_len = 512;       // tokens per sequence, clipped to max_position_embeddings
 };
 
 struct QuantizeProgress {

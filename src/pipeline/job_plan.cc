@@ -16,8 +16,7 @@ namespace {
 
 std::optional<QuantAlgo> AlgoFor(const QuantFormat& weight) {
   switch (weight.kind) {
-    // Input quantizers with static scales need calibration and are refused before this point, so
-    // NVFP4 weights export as weight-only (W4A16_NVFP4) until the calibration engine lands.
+    // Weight-only unless a calibrated static input scale makes it W4A4 (EnableStaticInput).
     case QuantKind::kNvfp4:
       return QuantAlgo::kW4A16Nvfp4;
     case QuantKind::kFp8PerTensor:
@@ -80,8 +79,41 @@ void RefuseCalibrationDependent(const Recipe& recipe, const std::vector<TensorPl
   for (size_t i = 0; i < names.size() && i < 3; ++i) examples += (i ? ", " : "") + names[i];
   throw Error("recipe '" + recipe.name + "' enables " + std::to_string(names.size()) +
               " quantizers whose scales come from activations (e.g. " + examples +
-              "): they need calibration data, which this build cannot collect yet. Rerun with "
-              "--weight-only to export the weights alone (NVFP4 -> W4A16_NVFP4; FP8 weights with dynamic per-token activations)");
+              "): they need calibration data; pass --calib FILE or --weight-only (weights "
+              "alone: NVFP4 -> W4A16_NVFP4; FP8 weights with dynamic per-token activations)");
+}
+
+// A calibrated static input scale: NVFP4 inputs under NVFP4 weights (W4A4) or FP8 per-tensor
+// inputs under FP8 per-tensor weights (W8A8); the exporters know no other pairing.
+void EnableStaticInput(LinearJob& linear, const TensorPlan& plan, const std::string& tensor) {
+  const bool w4a4 = plan.weight.kind == QuantKind::kNvfp4 && plan.input.kind == QuantKind::kNvfp4;
+  const bool w8a8 = plan.weight.kind == QuantKind::kFp8PerTensor &&
+                    plan.input.kind == QuantKind::kFp8PerTensor;
+  if (!w4a4 && !w8a8) {
+    throw Error("static input quantizer " + FormatToString(plan.input) + " with weights " +
+                    FormatToString(plan.weight) +
+                    " has no export format (NVFP4 W4A4 and FP8 W8A8 only); use --weight-only",
+                {.tensor = tensor});
+  }
+  linear.input_quantized = true;
+  if (w4a4) linear.algo = QuantAlgo::kNvfp4;
+}
+
+// k_proj and v_proj both carry the KV quantizer; one job per attention module.
+void AddKvJob(JobPlan& job, const TensorPlan& plan) {
+  if (plan.kv_cache.kind != QuantKind::kFp8Kv) {
+    throw Error("KV-cache quantizer " + FormatToString(plan.kv_cache) +
+                    " has no export format (FP8 KV only)",
+                {.tensor = plan.tensor});
+  }
+  const size_t dot = plan.module.rfind('.');
+  const std::string attn = dot == std::string::npos ? "" : plan.module.substr(0, dot);
+  if (attn.empty()) throw Error("KV-cache quantizer outside an attention module", {.tensor = plan.tensor});
+  for (const KvJob& k : job.kv) {
+    if (k.attn == attn) return;
+  }
+  job.kv.push_back(KvJob{.attn = attn});
+  job.needs_calibration = true;
 }
 
 void Exclude(JobPlan& job, TensorJob& t, const std::string& reason) {
@@ -98,7 +130,8 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
     descs.push_back(TensorDesc{info.name, info.dtype, info.shape});
   }
   const std::vector<TensorPlan> plans = PlanCheckpoint(recipe, descs);
-  if (!options.weight_only) RefuseCalibrationDependent(recipe, plans);
+  const bool calibrate = !options.weight_only && !options.calib_data.empty();
+  if (!options.weight_only && !calibrate) RefuseCalibrationDependent(recipe, plans);
   std::map<std::string, const TensorPlan*> plan_by_name;
   for (const TensorPlan& p : plans) plan_by_name[p.tensor] = &p;
 
@@ -124,7 +157,16 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
                     {.tensor = info.name});
       }
       t.linear = LinearJob{.module = plan.module, .algo = *algo,
-                           .nvfp4 = NvfpOptionsFor(recipe.algorithm(), plan.weight)};
+                           .nvfp4 = NvfpOptionsFor(recipe.algorithm(), plan.weight),
+                           .fusion_group = plan.fusion_group,
+                           .moe_input_group = plan.moe_input_group};
+      if (calibrate && plan.input.enabled() && plan.input.needs_calibration) {
+        EnableStaticInput(*t.linear, plan, info.name);
+        job.needs_calibration = true;
+      }
+      if (calibrate && plan.kv_cache.enabled() && plan.kv_cache.needs_calibration) {
+        AddKvJob(job, plan);
+      }
       if (info.shape.size() != 2 || info.shape[1] % BlockSizeOf(*algo) != 0) {
         Exclude(job, t, "last dimension " + std::to_string(info.shape.back()) +
                             " is not a multiple of the " + std::string(QuantAlgoName(*algo)) +

@@ -19,6 +19,19 @@ struct LinearJob {
   std::string module;    // "<module>" of "<module>.weight"
   QuantAlgo algo = QuantAlgo::kW4A16Nvfp4;
   Nvfp4Options nvfp4;    // NVFP4 only: algorithm, static scales, shared global amax
+  // Static input scale (W4A4 / W8A8, calibrated): input_amax is filled by ApplyCalibration,
+  // unified by max over fusion_group and moe_input_group (the plan's keys).
+  bool input_quantized = false;
+  std::optional<float> input_amax;
+  std::string fusion_group;
+  std::string moe_input_group;
+};
+
+// FP8 KV cache of one attention module ("model.layers.0.self_attn"), calibrated.
+struct KvJob {
+  std::string attn;
+  float k_amax = 0.0f;
+  float v_amax = 0.0f;
 };
 
 struct TensorJob {
@@ -36,6 +49,9 @@ struct JobPlan {
   std::vector<TensorJob> tensors;      // checkpoint order (sorted by name)
   std::vector<std::string> excluded;   // "module: reason" for linear weights left unquantized
   std::vector<std::string> notes;
+  std::vector<KvJob> kv;  // amax filled by ApplyCalibration
+  // Some quantizer's scale comes from activations (options.calib_data is then set).
+  bool needs_calibration = false;
 };
 
 JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,

@@ -17,6 +17,7 @@
 #include "quantforge/pipeline.h"
 #include "quantforge/quantize.h"
 #include "quantforge/recipe.h"
+#include "src/pipeline/calibration.h"
 #include "src/pipeline/job_plan.h"
 
 namespace qf {
@@ -28,7 +29,8 @@ using Clock = std::chrono::steady_clock;
 QuantizedLinear QuantizeLinear(const TensorView& view, const LinearJob& job, ThreadPool* pool) {
   QuantizedLinear linear;
   linear.prefix = job.module;
-  linear.input_quantized = false;  // static input scales need calibration (refused earlier)
+  linear.input_quantized = job.input_quantized;  // W4A4 / W8A8: calibrated (ApplyCalibration)
+  linear.input_amax = job.input_amax;
   switch (job.algo) {
     case QuantAlgo::kNvfp4:
     case QuantAlgo::kW4A16Nvfp4:
@@ -79,17 +81,32 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
   const Recipe recipe = LoadRecipe(options.recipe);
 
   JobPlan job = BuildJobPlan(checkpoint, recipe, options, pool);
+  std::optional<CalibrationResult> calibration;
+  if (job.needs_calibration) {
+    calibration = Calibrate(checkpoint.Directory(),
+                            CalibrationOptions{.data = options.calib_data,
+                                               .tokenizer = options.tokenizer,
+                                               .samples = options.calib_samples,
+                                               .seq_len = options.calib_seq_len},
+                            pool);
+    ApplyCalibration(job, calibration->amax);
+  }
 
   // Declare the whole output layout, then stream.
   std::vector<TensorSpec> specs;
   for (const TensorJob& t : job.tensors) {
     if (t.linear) {
       std::vector<TensorSpec> layout = LinearLayout(t.linear->module, t.linear->algo,
-                                                    t.info->shape, false, options.format);
+                                                    t.info->shape, t.linear->input_quantized,
+                                                    options.format);
       specs.insert(specs.end(), layout.begin(), layout.end());
     } else {
       specs.push_back(TensorSpec{t.info->name, t.info->dtype, t.info->shape});
     }
+  }
+  for (const KvJob& kv : job.kv) {
+    std::vector<TensorSpec> layout = KvScaleLayout(kv.attn, options.format);
+    specs.insert(specs.end(), layout.begin(), layout.end());
   }
 
   OutputTransaction transaction(options.out, options.overwrite);
@@ -101,6 +118,15 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
   QuantizeSummary summary;
   summary.out = options.out;
   summary.notes = job.notes;
+  if (!calibration && !options.calib_data.empty()) {
+    summary.notes.push_back("--calib ignored: no quantizer of this job needs calibration");
+  }
+  if (calibration) {
+    summary.notes.push_back("calibrated (max) on " + std::to_string(calibration->sequences) +
+                            " sequences of " + std::to_string(calibration->seq_len) +
+                            " tokens of " + options.calib_data.string() +
+                            ", activations of the unquantized model");
+  }
   QuantizeProgress state{.tensors_total = job.tensors.size(), .bytes_total = checkpoint.TotalBytes()};
   uint64_t weight_bits = 0;
   int64_t weight_elements = 0;
@@ -118,9 +144,11 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
         writer.Write(e.name, e.Bytes());
         bytes_out += e.bytes.size();
       }
+      const bool has_input_scale = t.linear->input_quantized;
       bucket = std::string(
-          QuantAlgoName(ExportedAlgo(t.linear->algo, /*has_input_scale=*/false, options.format)));
-      manifest.quantized.push_back(QuantizedModule{t.linear->module, t.linear->algo, false});
+          QuantAlgoName(ExportedAlgo(t.linear->algo, has_input_scale, options.format)));
+      manifest.quantized.push_back(
+          QuantizedModule{t.linear->module, t.linear->algo, has_input_scale});
     } else {
       writer.Write(info.name, view.data);
       bytes_out = info.NumBytes();
@@ -151,6 +179,13 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
     state.tensors_done += 1;
     state.bytes_done += info.NumBytes();
     if (progress) progress(state);
+  }
+  for (const KvJob& kv : job.kv) {
+    for (const ExportTensor& e : ExportKvScales(kv.attn, kv.k_amax, kv.v_amax, options.format)) {
+      writer.Write(e.name, e.Bytes());
+      summary.bytes_out += e.bytes.size();
+    }
+    manifest.kv_cache_fp8 = true;
   }
   writer.Finish();
 

@@ -31,6 +31,10 @@ struct QuantizeArgs {
   uint64_t seed = 0;
   bool no_fsync = false;
   std::string default_preset = "small";
+  std::string calib;
+  std::string tokenizer;
+  int64_t calib_samples = 128;
+  int64_t seq_len = 512;
 };
 
 extern "C" void OnInterrupt(int) { RequestCancel(); }
@@ -57,6 +61,10 @@ int Run(const QuantizeArgs& args, Context& context) {
   options.weight_only = args.weight_only;
   options.max_shard_bytes = args.shard_bytes;
   options.sync_to_disk = !args.no_fsync;
+  options.calib_data = args.calib;
+  options.tokenizer = args.tokenizer;
+  options.calib_samples = args.calib_samples;
+  options.calib_seq_len = args.seq_len;
   const std::optional<ExportFormat> format = ParseExportFormat(args.format);
   if (!format) throw Error("unknown --format '" + args.format + "' (modelopt, compressed-tensors)");
   options.format = *format;
@@ -126,6 +134,21 @@ Action RegisterQuantize(CLI::App& app) {
   sub->add_flag("--overwrite", args->overwrite, "Replace an existing output directory");
   sub->add_flag("--weight-only", args->weight_only,
                 "Drop input and KV-cache quantizers (they need calibration data)");
+  sub->add_option("--calib", args->calib,
+                  "Calibration data (text, JSONL with \"text\" or \"input_ids\"): static input "
+                  "scales (NVFP4 W4A4, FP8 W8A8) and FP8 KV scales from the unquantized model's "
+                  "activation max");
+  sub->add_option("--calib-samples", args->calib_samples,
+                  "Calibration sequences (clipped to the data)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--seq-len", args->seq_len,
+                  "Tokens per calibration sequence (clipped to max_position_embeddings)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 30))
+      ->capture_default_str();
+  sub->add_option("--tokenizer", args->tokenizer,
+                  "tokenizer.json, SentencePiece .model or llama2.c .bin for --calib (default: "
+                  "found in the model directory)");
   sub->add_option("--shard-size", args->shard_bytes, "Maximum bytes per output shard")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();

@@ -1,0 +1,147 @@
+// Max calibration on the engine's forward pass: data -> tokens -> fixed sequences -> amax
+// observers. Max is exact and order-free, so the result does not depend on batching or threads.
+#include "src/pipeline/calibration.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "quantforge/error.h"
+#include "quantforge/eval.h"
+#include "quantforge/model.h"
+#include "quantforge/tokenizer.h"
+
+namespace qf {
+namespace {
+
+// Sequences per forward pass: bounds the activations held at once (about 4096 tokens).
+constexpr int64_t kBatchTokens = 4096;
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
+                                                       std::optional<int32_t> bos,
+                                                       int64_t samples, int64_t seq_len,
+                                                       int64_t max_positions,
+                                                       const std::string& data) {
+  if (samples < 1) throw Error("--calib-samples must be at least 1", {.path = data});
+  if (seq_len < 2) throw Error("--seq-len must be at least 2", {.path = data});
+  if (max_positions > 0) seq_len = std::min(seq_len, max_positions);
+  const int64_t from_stream = bos ? seq_len - 1 : seq_len;
+  const int64_t available = static_cast<int64_t>(stream.size()) / from_stream;
+  if (available < 1) {
+    throw Error("calibration data too short: " + std::to_string(stream.size()) +
+                    " tokens, one sequence needs " + std::to_string(from_stream) +
+                    " (pass a smaller --seq-len or more data)",
+                {.path = data});
+  }
+  const int64_t count = std::min(samples, available);
+  std::vector<std::vector<int32_t>> sequences(count);
+  for (int64_t i = 0; i < count; ++i) {
+    std::vector<int32_t>& s = sequences[i];
+    s.reserve(seq_len);
+    if (bos) s.push_back(*bos);
+    const auto begin = stream.begin() + i * from_stream;
+    s.insert(s.end(), begin, begin + from_stream);
+  }
+  return sequences;
+}
+
+void ApplyCalibration(JobPlan& job, const std::map<std::string, float>& amax) {
+  const auto find = [&](const std::string& name) {
+    const auto it = amax.find(name);
+    if (it == amax.end()) {
+      throw Error("calibration observed no activations for " + name +
+                  " (the forward pass has no such site)");
+    }
+    return it->second;
+  };
+  std::map<std::string, float> group_amax;  // fusion / MoE key -> max over its members
+  for (TensorJob& t : job.tensors) {
+    if (!t.linear || !t.linear->input_quantized) continue;
+    LinearJob& l = *t.linear;
+    l.input_amax = find(l.module + ".input_quantizer");
+    for (const std::string* key : {&l.fusion_group, &l.moe_input_group}) {
+      if (key->empty()) continue;
+      float& g = group_amax[*key];
+      g = std::max(g, *l.input_amax);
+    }
+  }
+  // Fusion and MoE groups may chain (gate/up of one expert, all experts of a layer): iterate the
+  // max to a fixed point so every linked member ends with the same value.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (TensorJob& t : job.tensors) {
+      if (!t.linear || !t.linear->input_quantized) continue;
+      LinearJob& l = *t.linear;
+      float m = *l.input_amax;
+      for (const std::string* key : {&l.fusion_group, &l.moe_input_group}) {
+        if (!key->empty()) m = std::max(m, group_amax[*key]);
+      }
+      for (const std::string* key : {&l.fusion_group, &l.moe_input_group}) {
+        if (!key->empty() && group_amax[*key] < m) {
+          group_amax[*key] = m;
+          changed = true;
+        }
+      }
+      l.input_amax = m;
+    }
+  }
+  for (KvJob& kv : job.kv) {
+    kv.k_amax = find(kv.attn + ".k_bmm_quantizer");
+    kv.v_amax = find(kv.attn + ".v_bmm_quantizer");
+  }
+}
+
+CalibrationResult Calibrate(const std::filesystem::path& model_dir,
+                            const CalibrationOptions& options, ThreadPool* pool) {
+  const std::string data_name = options.data.string();
+  if (!std::filesystem::is_regular_file(options.data)) {
+    throw Error("calibration data file not found", {.path = data_name});
+  }
+  const ModelConfig config = LoadModelConfig(model_dir);
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!options.tokenizer.empty()) {
+    tokenizer = LoadTokenizerFile(options.tokenizer);
+  } else {
+    try {
+      tokenizer = FindTokenizer(model_dir);
+    } catch (const Error& e) {
+      // input_ids data needs none; for text LoadEvalData refuses, and this says where we looked.
+      if (!data_name.ends_with(".jsonl")) {
+        throw Error("calibration text needs a tokenizer: " + e.problem(), {.path = data_name});
+      }
+    }
+  }
+  if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
+    throw Error(tokenizer->Describe() + " has " + std::to_string(tokenizer->VocabSize()) +
+                " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
+  }
+  const EvalData data = LoadEvalData(options.data, tokenizer.get());
+  const std::optional<int32_t> bos = tokenizer ? tokenizer->BosId() : std::nullopt;
+  const std::vector<std::vector<int32_t>> sequences =
+      CalibrationSequences(data.tokens, bos, options.samples, options.seq_len,
+                           config.max_position_embeddings, data_name);
+
+  const std::unique_ptr<Model> model = Model::LoadDir(model_dir, pool);
+  AmaxObserver observer;
+  std::vector<float> hidden;
+  const int64_t seq_len = static_cast<int64_t>(sequences.front().size());
+  const size_t per_batch = static_cast<size_t>(std::max<int64_t>(1, kBatchTokens / seq_len));
+  for (size_t first = 0; first < sequences.size(); first += per_batch) {
+    TokenBatch batch;
+    for (size_t i = first; i < std::min(sequences.size(), first + per_batch); ++i) {
+      batch.sequences.emplace_back(sequences[i]);
+    }
+    model->Forward(batch, hidden, &observer);
+  }
+
+  CalibrationResult result;
+  result.amax = observer.Amax();
+  result.sequences = static_cast<int64_t>(sequences.size());
+  result.seq_len = seq_len;
+  result.tokenizer = tokenizer ? tokenizer->Describe() : "";
+  return result;
+}
+
+}  // namespace qf
