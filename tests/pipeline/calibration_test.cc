@@ -30,20 +30,6 @@ const std::filesystem::path kWiki = kShared / "data/wikitext-2-test/wiki.test.ra
 constexpr int64_t kSamples = 4;
 constexpr int64_t kSeqLen = 64;
 
-std::string ReadText(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-float ScalarF32(const Checkpoint& c, const std::string& name) {
-  const TensorInfo* info = c.Find(name);
-  EXPECT_NE(info, nullptr) << name;
-  if (info == nullptr) return NAN;
-  float v;
-  std::memcpy(&v, c.View(*info).data.data(), 4);
-  return v;
-}
-
 class CalibrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -53,7 +39,7 @@ class CalibrationTest : public ::testing::Test {
     }
     root_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     // A prefix of wikitext (cut at a line end) keeps tokenization fast.
-    const std::string wiki = ReadText(kWiki);
+    const std::string wiki = testing::ReadText(kWiki);
     data_ = root_ / "wiki.txt";
     std::ofstream(data_, std::ios::binary) << wiki.substr(0, wiki.find('\n', 16384) + 1);
   }
@@ -102,7 +88,7 @@ TEST_F(CalibrationTest, Nvfp4W4A4WithFp8KvCache) {
   const auto amax = Amax();
   const Checkpoint out = Checkpoint::Open(root_ / "out");
   const nlohmann::json q =
-      nlohmann::json::parse(ReadText(root_ / "out/hf_quant_config.json"))["quantization"];
+      nlohmann::json::parse(testing::ReadText(root_ / "out/hf_quant_config.json"))["quantization"];
   EXPECT_EQ(q["quant_algo"], "NVFP4");
   EXPECT_EQ(q["kv_cache_quant_algo"], "FP8");
   int quantized = 0;
@@ -117,15 +103,15 @@ TEST_F(CalibrationTest, Nvfp4W4A4WithFp8KvCache) {
       for (const std::string& m : group) group_amax = std::max(group_amax, amax.at(p + m + ".input_quantizer"));
       ASSERT_GT(group_amax, 0.0f);
       for (const std::string& m : group) {
-        EXPECT_EQ(ScalarF32(out, p + m + ".input_scale"), group_amax / 2688.0f) << p + m;
+        EXPECT_EQ(testing::ScalarF32(out, p + m + ".input_scale"), group_amax / 2688.0f) << p + m;
         ++quantized;
       }
     }
     // down_proj's in = 172 is no multiple of 16: unquantized, so no input_scale.
     EXPECT_EQ(out.Find(p + ".mlp.down_proj.input_scale"), nullptr);
-    EXPECT_EQ(ScalarF32(out, p + ".self_attn.k_proj.k_scale"),
+    EXPECT_EQ(testing::ScalarF32(out, p + ".self_attn.k_proj.k_scale"),
               amax.at(p + ".self_attn.k_bmm_quantizer") / 448.0f);
-    EXPECT_EQ(ScalarF32(out, p + ".self_attn.v_proj.v_scale"),
+    EXPECT_EQ(testing::ScalarF32(out, p + ".self_attn.v_proj.v_scale"),
               amax.at(p + ".self_attn.v_bmm_quantizer") / 448.0f);
   }
   EXPECT_EQ(quantized, 30);
@@ -133,7 +119,7 @@ TEST_F(CalibrationTest, Nvfp4W4A4WithFp8KvCache) {
                           "/tests/tools/check_export.py " + kModel.string() + " " +
                           (root_ / "out").string() + " > " + (root_ / "check.txt").string() +
                           " 2>&1";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadText(root_ / "check.txt");
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << testing::ReadText(root_ / "check.txt");
 }
 
 TEST_F(CalibrationTest, Fp8W8A8HasInputScales) {
@@ -144,9 +130,9 @@ TEST_F(CalibrationTest, Fp8W8A8HasInputScales) {
   const Checkpoint out = Checkpoint::Open(root_ / "out");
   // FP8 per-tensor has no block constraint: down_proj is quantized too.
   const std::string m = "model.layers.3.mlp.down_proj";
-  EXPECT_EQ(ScalarF32(out, m + ".input_scale"), amax.at(m + ".input_quantizer") / 448.0f);
+  EXPECT_EQ(testing::ScalarF32(out, m + ".input_scale"), amax.at(m + ".input_quantizer") / 448.0f);
   const nlohmann::json q =
-      nlohmann::json::parse(ReadText(root_ / "out/hf_quant_config.json"))["quantization"];
+      nlohmann::json::parse(testing::ReadText(root_ / "out/hf_quant_config.json"))["quantization"];
   EXPECT_EQ(q["quant_algo"], "FP8");
   EXPECT_TRUE(q["kv_cache_quant_algo"].is_null());
 }

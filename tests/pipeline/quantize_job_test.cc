@@ -60,20 +60,6 @@ class QuantizeJobTest : public ::testing::Test {
   std::filesystem::path model_;
 };
 
-std::string ReadFile(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-float ScalarF32(const Checkpoint& c, const std::string& name) {
-  const TensorInfo* info = c.Find(name);
-  EXPECT_NE(info, nullptr) << name;
-  if (info == nullptr) return NAN;
-  float v;
-  std::memcpy(&v, c.View(*info).data.data(), 4);
-  return v;
-}
-
 TEST_F(QuantizeJobTest, WeightOnlyNvfp4LayoutAndConfig) {
   ThreadPool pool(2);
   const QuantizeSummary s = RunQuantize(Options("W4A16_NVFP4_CFG"), &pool);
@@ -92,12 +78,12 @@ TEST_F(QuantizeJobTest, WeightOnlyNvfp4LayoutAndConfig) {
   EXPECT_EQ(out.Find("model.embed_tokens.weight")->dtype, DType::kBF16);
   // Fused siblings share one global scale: the max over the group.
   const std::string a = "model.layers.0.self_attn.";
-  const float ws2 = ScalarF32(out, a + "q_proj.weight_scale_2");
-  EXPECT_EQ(ScalarF32(out, a + "k_proj.weight_scale_2"), ws2);
-  EXPECT_EQ(ScalarF32(out, a + "v_proj.weight_scale_2"), ws2);
+  const float ws2 = testing::ScalarF32(out, a + "q_proj.weight_scale_2");
+  EXPECT_EQ(testing::ScalarF32(out, a + "k_proj.weight_scale_2"), ws2);
+  EXPECT_EQ(testing::ScalarF32(out, a + "v_proj.weight_scale_2"), ws2);
   const std::string m = "model.layers.0.mlp.";
-  EXPECT_EQ(ScalarF32(out, m + "gate_proj.weight_scale_2"),
-            ScalarF32(out, m + "up_proj.weight_scale_2"));
+  EXPECT_EQ(testing::ScalarF32(out, m + "gate_proj.weight_scale_2"),
+            testing::ScalarF32(out, m + "up_proj.weight_scale_2"));
   // The shared scale is amax(q, k, v) / 2688 and q's bytes equal a direct quantization with it.
   const Checkpoint in = Checkpoint::Open(model_);
   float group_amax = 0;
@@ -112,10 +98,10 @@ TEST_F(QuantizeJobTest, WeightOnlyNvfp4LayoutAndConfig) {
   ASSERT_EQ(packed.data.size(), direct.codes.size());
   EXPECT_EQ(std::memcmp(packed.data.data(), direct.codes.data(), direct.codes.size()), 0);
 
-  const auto config = nlohmann::json::parse(ReadFile(root_ / "out" / "config.json"));
+  const auto config = nlohmann::json::parse(testing::ReadText(root_ / "out" / "config.json"));
   EXPECT_EQ(config["quantization_config"]["quant_method"], "modelopt");
   EXPECT_EQ(config["architectures"][0], "LlamaForCausalLM");  // the rest is kept
-  const auto hf = nlohmann::json::parse(ReadFile(root_ / "out" / "hf_quant_config.json"));
+  const auto hf = nlohmann::json::parse(testing::ReadText(root_ / "out" / "hf_quant_config.json"));
   EXPECT_EQ(hf["quantization"]["quant_algo"], "W4A16_NVFP4");
   EXPECT_EQ(hf["quantization"]["group_size"], 16);
   // 7 NVFP4 projections (7680 elements: 4.5 bits each plus one 32-bit global scale per tensor)
@@ -157,7 +143,7 @@ TEST_F(QuantizeJobTest, CompressedTensorsLayout) {
   ASSERT_NE(out.Find(q + "weight_global_scale"), nullptr);
   EXPECT_EQ(out.Find(q + "weight_global_scale")->shape, (Shape{1}));
   EXPECT_FALSE(std::filesystem::exists(o.out / "hf_quant_config.json"));
-  const auto config = nlohmann::json::parse(ReadFile(o.out / "config.json"));
+  const auto config = nlohmann::json::parse(testing::ReadText(o.out / "config.json"));
   EXPECT_EQ(config["quantization_config"]["quant_method"], "compressed-tensors");
 }
 
@@ -214,7 +200,7 @@ TEST_F(QuantizeJobTest, NanWeightIsRefusedOrKeptByPolicy) {
   ASSERT_EQ(s.excluded.size(), 2u);  // lm_head (by the recipe) and o_proj
   const Checkpoint out = Checkpoint::Open(o.out);
   EXPECT_EQ(out.Find("model.layers.0.self_attn.o_proj.weight")->dtype, DType::kBF16);
-  const auto hf = nlohmann::json::parse(ReadFile(o.out / "hf_quant_config.json"));
+  const auto hf = nlohmann::json::parse(testing::ReadText(o.out / "hf_quant_config.json"));
   const std::string excluded = hf["quantization"]["exclude_modules"].dump();
   EXPECT_NE(excluded.find("o_proj"), std::string::npos) << excluded;
 }

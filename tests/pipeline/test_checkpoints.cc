@@ -111,6 +111,20 @@ std::map<std::string, std::string> ReadTree(const std::filesystem::path& dir) {
   return files;
 }
 
+std::string ReadText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+float ScalarF32(const Checkpoint& checkpoint, const std::string& name) {
+  const TensorInfo* info = checkpoint.Find(name);
+  EXPECT_NE(info, nullptr) << name;
+  if (info == nullptr) return NAN;
+  float v;
+  std::memcpy(&v, checkpoint.View(*info).data.data(), sizeof(v));
+  return v;
+}
+
 std::vector<std::string> ListDir(const std::filesystem::path& dir) {
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "quantforge/checkpoint.h"
 #include "quantforge/tensor.h"
 
 namespace qf::testing {
@@ -31,6 +32,12 @@ std::filesystem::path FreshDir(const std::string& name);
 
 // file name -> bytes of every regular file below `dir` (relative paths).
 std::map<std::string, std::string> ReadTree(const std::filesystem::path& dir);
+
+// The whole file as text (empty when absent).
+std::string ReadText(const std::filesystem::path& path);
+
+// The value of a 0-d F32 tensor of `checkpoint` (NaN, with a test failure, when absent).
+float ScalarF32(const Checkpoint& checkpoint, const std::string& name);
 
 // Names of the entries directly in `dir`.
 std::vector<std::string> ListDir(const std::filesystem::path& dir);
