@@ -245,28 +245,38 @@ void CheckOutSize(size_t got, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-void GenerateWeights(const WeightStats& stats, uint64_t key, int64_t rows, int64_t cols,
-                     std::span<float> out, ThreadPool* pool) {
+namespace {
+
+// Rows in fixed tasks (independent of the thread count); `fill(gen, begin, end, rows_out)`.
+template <typename T, typename Fill>
+void GenerateRows(const WeightStats& stats, uint64_t key, int64_t rows, int64_t cols,
+                  std::span<T> out, ThreadPool* pool, const Fill& fill) {
   const WeightGenerator gen(stats, key, rows, cols);
   CheckOutSize(out.size(), rows, cols);
   const Partition part{static_cast<uint64_t>(rows), kRowsPerTask};
   ParallelFor(pool, part.NumTasks(), [&](uint64_t task, size_t) {
     const int64_t begin = static_cast<int64_t>(part.Begin(task));
     const int64_t end = static_cast<int64_t>(part.End(task));
-    gen.FillRows(begin, end, out.subspan(begin * cols, (end - begin) * cols));
+    fill(gen, begin, end, out.subspan(begin * cols, (end - begin) * cols));
   });
+}
+
+}  // namespace
+
+void GenerateWeights(const WeightStats& stats, uint64_t key, int64_t rows, int64_t cols,
+                     std::span<float> out, ThreadPool* pool) {
+  GenerateRows(stats, key, rows, cols, out, pool,
+               [](const WeightGenerator& g, int64_t b, int64_t e, std::span<float> o) {
+                 g.FillRows(b, e, o);
+               });
 }
 
 void GenerateWeightsBF16(const WeightStats& stats, uint64_t key, int64_t rows, int64_t cols,
                          std::span<uint16_t> out, ThreadPool* pool) {
-  const WeightGenerator gen(stats, key, rows, cols);
-  CheckOutSize(out.size(), rows, cols);
-  const Partition part{static_cast<uint64_t>(rows), kRowsPerTask};
-  ParallelFor(pool, part.NumTasks(), [&](uint64_t task, size_t) {
-    const int64_t begin = static_cast<int64_t>(part.Begin(task));
-    const int64_t end = static_cast<int64_t>(part.End(task));
-    gen.FillRowsBF16(begin, end, out.subspan(begin * cols, (end - begin) * cols));
-  });
+  GenerateRows(stats, key, rows, cols, out, pool,
+               [](const WeightGenerator& g, int64_t b, int64_t e, std::span<uint16_t> o) {
+                 g.FillRowsBF16(b, e, o);
+               });
 }
 
 }  // namespace qf
