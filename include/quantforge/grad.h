@@ -1,0 +1,84 @@
+// The backward pass of the Llama-family model (LlamaForCausalLM, MistralForCausalLM,
+// Qwen2ForCausalLM): gradients of the language-model loss with respect to the output of every
+// decoder Linear module, for AutoQuantize's gradient score (docs/GRAD.md; Model Optimizer's
+// AutoQuantizeGradientSearcher: S = sum over elements of (dL/dY * dY_quant)^2).
+//
+// The loss. Each sequence of the batch predicts its tokens 1..T-1 from its own prefix, as
+// qf::EvaluatePerplexity does (quantforge/eval.h), and
+//   L = SUM over the batch's predicted tokens of -ln softmax(logits)[target]   (natural log)
+// -- the SUM, not the mean: AutoQuantize sums scores over batches, and with a sum the gradient of
+// one token does not depend on how many other tokens share its batch. L / tokens equals
+// EvaluatePerplexity's nll on the same sequences (to F32 rounding of the forward pass).
+//
+// What is differentiated: embedding lookup (as a constant input), RMSNorm (inputs only),
+// q|k|v projections (+ biases), RoPE, grouped-query attention with the causal mask and Mistral's
+// sliding window, o_proj, SwiGLU (silu(gate) * up), down_proj, the final norm and lm_head (tied or
+// not). Weight gradients are never formed: AutoQuantize needs dL/dY and X only.
+//
+// Memory. This version holds the whole model (F32) and, per layer, the forward activations of all
+// the batch's tokens: the residual stream before each norm (2 x hidden), q|k|v after RoPE
+// (QkvWidth), the attention context (heads x head_dim), gate|up (2 x intermediate) and the
+// SwiGLU output (intermediate), i.e. about tokens x (4 hidden + QkvWidth + 3 intermediate) floats
+// per layer. A layer-by-layer (streaming) version would keep only the residual stream entering
+// each layer for all tokens (tokens x hidden per layer), load one layer's weights at a time and
+// recompute that layer's forward activations during the backward sweep (gradient
+// checkpointing), holding one layer's activations and weights at any time.
+//
+// Determinism: work is split by data size (never by thread count) and every reduction runs in a
+// fixed order, so the gradients and the visit order do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "quantforge/model.h"
+#include "quantforge/thread_pool.h"
+
+namespace qf {
+
+// One decoder Linear module's view of the backward pass, valid only during the visit call.
+// Both matrices are dense row-major with no padding (fused q|k|v and gate|up are split). Rows are
+// the batch's tokens in TokenBatch order (every token, including each sequence's last one, whose
+// dL/dY is still nonzero through attention unless it is the only token).
+struct LinearGradient {
+  std::string_view module;   // Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj"
+  int64_t layer = 0;         // decoder layer index
+  const float* input = nullptr;  // X [rows, in_features]: the module's forward input
+  int64_t in_features = 0;
+  const float* grad_output = nullptr;  // dL/dY [rows, out_features], L the summed NLL
+  int64_t out_features = 0;
+  int64_t rows = 0;
+  const float* weight = nullptr;  // W [out_features, in_features] in F32, as loaded
+};
+
+struct GradResult {
+  double loss = 0.0;   // L: sum over predicted tokens of the NLL (natural log)
+  int64_t tokens = 0;  // predicted tokens: sum over sequences of (length - 1)
+};
+
+class GradientModel {
+ public:
+  // Loads and widens every weight (F32 / BF16 / F16), with the same checks and errors as
+  // qf::Model::Load. `pool` (may be null) runs the forward and backward passes.
+  static std::unique_ptr<GradientModel> Load(const ModelConfig& config,
+                                             const WeightSource& weights, ThreadPool* pool);
+  // LoadModelConfig(dir) + OpenCheckpointWeights(dir).
+  static std::unique_ptr<GradientModel> LoadDir(const std::filesystem::path& dir,
+                                                ThreadPool* pool);
+
+  virtual ~GradientModel() = default;
+  virtual const ModelConfig& config() const = 0;
+
+  // Forward with caches, then back through every layer. Calls `visit` once per decoder Linear
+  // module, on the calling thread, in the order the backward pass reaches them: layers last to
+  // first, and within a layer down_proj, gate_proj, up_proj, o_proj, q_proj, k_proj, v_proj.
+  // Throws qf::Error on an empty sequence, a token outside the vocabulary or a sequence longer
+  // than max_position_embeddings. A one-token sequence predicts nothing (it adds no loss).
+  virtual GradResult Backward(const TokenBatch& batch,
+                              const std::function<void(const LinearGradient&)>& visit) const = 0;
+};
+
+}  // namespace qf
