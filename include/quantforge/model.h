@@ -73,6 +73,11 @@ class WeightSource {
   virtual std::optional<TensorView> Find(std::string_view name) const = 0;
   // Names the source in error messages (a directory, "in-memory").
   virtual std::string Describe() const = 0;
+  // Tells the source a caller is done with tensor `name` (it copied what it needed): a checkpoint
+  // unmaps its pages, so a layer-by-layer pass holds one layer's mappings at a time. Views of it
+  // from Find become invalid; a later Find maps it again. Unknown names are ignored. Default:
+  // nothing to release (in-memory sources).
+  virtual void Release(std::string_view name) const { (void)name; }
 };
 
 // Opens the safetensors checkpoint in `dir` (single file or sharded) as a WeightSource.

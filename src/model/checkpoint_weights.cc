@@ -1,5 +1,6 @@
 // OpenCheckpointWeights: a WeightSource over the io layer's qf::Checkpoint (validated, zero-copy
-// mmap of single-file or sharded safetensors). Views stay valid while the source lives.
+// mmap of single-file or sharded safetensors). Views stay valid while the source lives, until
+// Release(name) unmaps that tensor.
 #include "quantforge/checkpoint.h"
 #include "quantforge/model.h"
 
@@ -17,6 +18,10 @@ class CheckpointWeights final : public WeightSource {
     return checkpoint_.View(*info);
   }
   std::string Describe() const override { return description_; }
+  void Release(std::string_view name) const override {
+    const TensorInfo* info = checkpoint_.Find(name);
+    if (info != nullptr) checkpoint_.ReleasePages(*info);
+  }
 
  private:
   Checkpoint checkpoint_;

@@ -94,4 +94,17 @@ void LoadRowsInto(const WeightSource& source, const std::string& name, const Sha
   WidenToF32(view, dest + row_offset * cols);
 }
 
+void GatherRowsF32(const WeightSource& source, const std::string& name, const Shape& shape,
+                   std::span<const int32_t> rows, float* out) {
+  const TensorView view = FindChecked(source, name, shape);
+  const int64_t cols = shape[1];
+  const size_t row_bytes = static_cast<size_t>(cols) * DTypeSize(view.dtype);
+  TensorView row_view{view.dtype, {cols}, {}, view.name};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    QF_CHECK(rows[i] >= 0 && rows[i] < shape[0]);
+    row_view.data = view.data.subspan(static_cast<size_t>(rows[i]) * row_bytes, row_bytes);
+    WidenToF32(row_view, out + static_cast<int64_t>(i) * cols);
+  }
+}
+
 }  // namespace qf::model

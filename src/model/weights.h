@@ -2,6 +2,7 @@
 // checkpoint into a clear qf::Error (missing tensor, wrong shape, unsupported dtype).
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,5 +22,9 @@ AlignedBuffer<float> LoadF32(const WeightSource& source, const std::string& name
 // columns): how fused q|k|v and gate|up weights are assembled.
 void LoadRowsInto(const WeightSource& source, const std::string& name, const Shape& shape,
                   float* dest, int64_t row_offset);
+// Widens rows `rows` of the 2-D tensor `name` (exactly `shape`) into out[rows.size(), shape[1]],
+// touching only those rows' bytes. Row indices must be in [0, shape[0]).
+void GatherRowsF32(const WeightSource& source, const std::string& name, const Shape& shape,
+                   std::span<const int32_t> rows, float* out);
 
 }  // namespace qf::model
