@@ -1,0 +1,18 @@
+// Backward of a Linear layer y = x W^T + b with respect to its input: dx = dy W. Weight and bias
+// gradients are not formed (AutoQuantize needs dL/dY and X only).
+#pragma once
+
+#include <cstdint>
+
+#include "quantforge/thread_pool.h"
+#include "src/model/linear.h"
+
+namespace qf::grad {
+
+// dx[rows, in_features] (row stride ldx, overwritten) = dy[rows, out_features] (row stride ldy)
+// times linear.weight [out_features, in_features]. Tiles of C of a fixed size (model::
+// kGemmTileRows x kGemmTileCols) run on `pool`, so the result does not depend on the thread count.
+void LinearBackwardInput(const model::Linear& linear, const float* dy, int64_t ldy, int64_t rows,
+                         float* dx, int64_t ldx, ThreadPool* pool);
+
+}  // namespace qf::grad
