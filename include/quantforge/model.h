@@ -118,6 +118,9 @@ using WeightTransform = std::function<void(const std::string& name, std::span<fl
 
 struct LoadOptions {
   WeightTransform weight_transform;  // empty: weights as stored
+  // WeightSource::Release each tensor as soon as it is widened (layer-by-layer runs: only one
+  // tensor's mapping is alive while a layer loads).
+  bool release_weights = false;
 };
 
 // Sequences to run at once. Each sequence starts at position 0 and attends only to itself.
@@ -155,6 +158,92 @@ class Model {
   void Logits(const float* hidden, int64_t num_rows, float* logits) const;
   // Forward + Logits for every token: [NumTokens, vocab_size].
   std::vector<float> ForwardLogits(const TokenBatch& batch) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Layer-by-layer runs: calibration of models larger than memory (the way llm-compressor's
+// sequential pipeline works). The residual stream of every token of a fixed sequence set stays
+// in memory (F32) between layers; the weights are loaded one decoder layer at a time, run over
+// every sequence in batches, and freed (their checkpoint pages unmapped) before the next layer.
+//
+// Peak memory, bytes (docs/ENGINE.md, "Layer-by-layer calibration", has the measured figures):
+//   4 * num_tokens * hidden                                 residual stream
+// + 4 * P_layer                                             one layer's F32 weights
+// + 4 * B * (2 * hidden + max(qkv + q, 2 * intermediate))   one batch's activations (B tokens)
+//   + 4 * 64 * max_seq_len * workers                        attention score blocks
+// + the embedding rows touched (the table stays a read-only mapping, released after use)
+// + tokenizer, code, libraries, thread stacks (a fixed ~100-300 MiB)
+// where qkv = (heads + 2 kv_heads) * head_dim and q = heads * head_dim. EstimateLayerwiseMemory
+// computes the terms that depend on the model and the sequences.
+
+struct LayerwiseOptions {
+  // Consecutive sequences are grouped into batches of at most this many tokens (at least one
+  // sequence each). Model::Forward over the same batches gives bit-identical activations.
+  int64_t batch_tokens = 4096;
+  // After the last layer, apply the final norm and show the result to the hooks as lm_head's
+  // input (site layer num_hidden_layers, module "lm_head"), batch by batch. Off by default: the
+  // default recipes do not quantize lm_head, and skipping it saves the final pass.
+  bool lm_head_input = false;
+};
+
+struct LayerwiseProgress {
+  int64_t layer = 0;  // the decoder layer running, 0-based
+  int64_t num_layers = 0;
+  int64_t tokens_done = 0;  // tokens of the set through `layer` so far
+  int64_t num_tokens = 0;   // tokens of the set
+  double seconds = 0.0;     // since Run started
+};
+
+struct LayerwiseCallbacks {
+  // Called once layer l has run over every sequence and its weights are freed, before layer
+  // l + 1 is loaded: where GPTQ quantizes layer l with the Hessians its hooks gathered during
+  // the pass, then frees them. Called for l = 0, 1, ... in order.
+  std::function<void(int64_t layer)> on_layer_done;
+  // Called after each batch of each layer, on the thread that runs Run.
+  std::function<void(const LayerwiseProgress&)> progress;
+};
+
+// The model-dependent terms of the peak-memory formula above, in bytes.
+struct LayerwiseMemory {
+  uint64_t residual = 0;           // 4 * num_tokens * hidden
+  uint64_t layer_weights = 0;      // 4 * P_layer
+  uint64_t batch_activations = 0;  // largest batch's activations + attention score blocks
+  uint64_t embedding_rows = 0;     // stored bytes of the rows touched (at most the whole table)
+  uint64_t Total() const { return residual + layer_weights + batch_activations + embedding_rows; }
+};
+// `num_sequences` sequences of `seq_len` tokens, `num_workers` pool workers (1 without a pool).
+LayerwiseMemory EstimateLayerwiseMemory(const ModelConfig& config, int64_t num_sequences,
+                                        int64_t seq_len, int64_t num_workers,
+                                        const LayerwiseOptions& options = {});
+
+class LayerwiseRunner {
+ public:
+  // `weights` must outlive the runner. With a checkpoint source every tensor is released (its
+  // pages unmapped) as soon as it is widened. `load` may carry a weight transform (fake
+  // quantization of the layer's weights, applied as Model::Load does).
+  LayerwiseRunner(const ModelConfig& config, const WeightSource& weights, ThreadPool* pool,
+                  const LoadOptions& load = {}, const LayerwiseOptions& options = {});
+
+  // Embeds `sequences` (each starts at position 0 and attends only to itself), then runs every
+  // decoder layer over all of them, one layer loaded at a time; `hooks` (may be null) see every
+  // activation site in the order Model::Forward shows them within a batch, layer by layer over
+  // all batches. Throws qf::Error as Model::Forward does (checked before any layer is loaded),
+  // or naming a missing or malformed tensor of the layer being loaded.
+  void Run(const TokenBatch& sequences, ForwardHooks* hooks,
+           const LayerwiseCallbacks& callbacks = {});
+
+  // The residual stream after Run, [NumTokens, hidden_size]; after the final norm when
+  // lm_head_input is set, and then equal bit for bit to Model::Forward's `hidden` over the same
+  // batches.
+  const std::vector<float>& hidden() const { return hidden_; }
+
+ private:
+  ModelConfig config_;
+  const WeightSource& weights_;
+  ThreadPool* pool_;
+  LoadOptions load_;
+  LayerwiseOptions options_;
+  std::vector<float> hidden_;
 };
 
 }  // namespace qf

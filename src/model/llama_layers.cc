@@ -22,6 +22,12 @@ void Transform(const LoadOptions& options, const std::string& name, float* weigh
   }
 }
 
+// Called once tensor `name` is widened: a streaming caller unmaps it right away, so at most one
+// tensor's mapping is alive while a layer loads.
+void Done(const WeightSource& source, const LoadOptions& options, const std::string& name) {
+  if (options.release_weights) source.Release(name);
+}
+
 // Linear `name`.weight [out, in] (+ `name`.bias when has_bias).
 Linear LoadLinear(const WeightSource& source, const LoadOptions& options, const std::string& name,
                   int64_t out, int64_t in, bool has_bias) {
@@ -29,9 +35,11 @@ Linear LoadLinear(const WeightSource& source, const LoadOptions& options, const 
   linear.in_features = in;
   linear.out_features = out;
   linear.weight = LoadF32(source, name + ".weight", {out, in});
+  Done(source, options, name + ".weight");
   Transform(options, name + ".weight", linear.weight.data(), out, in);
   if (has_bias) {
     const AlignedBuffer<float> bias = LoadF32(source, name + ".bias", {out});
+    Done(source, options, name + ".bias");
     linear.bias.assign(bias.data(), bias.data() + out);
   }
   return linear;
@@ -49,18 +57,24 @@ Linear LoadStacked(const WeightSource& source, const LoadOptions& options,
   int64_t row = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     LoadRowsInto(source, names[i] + ".weight", {outs[i], in}, linear.weight.data(), row);
+    Done(source, options, names[i] + ".weight");
     Transform(options, names[i] + ".weight", linear.weight.data() + row * in, outs[i], in);
-    if (has_bias) LoadRowsInto(source, names[i] + ".bias", {outs[i]}, linear.bias.data(), row);
+    if (has_bias) {
+      LoadRowsInto(source, names[i] + ".bias", {outs[i]}, linear.bias.data(), row);
+      Done(source, options, names[i] + ".bias");
+    }
     row += outs[i];
   }
   return linear;
 }
 
-RmsNorm LoadNorm(const WeightSource& source, const std::string& name, const ModelConfig& config) {
+RmsNorm LoadNorm(const WeightSource& source, const LoadOptions& options, const std::string& name,
+                 const ModelConfig& config) {
   RmsNorm norm;
   norm.size = config.hidden_size;
   norm.eps = static_cast<float>(config.rms_norm_eps);
   norm.weight = LoadF32(source, name, {config.hidden_size});
+  Done(source, options, name);
   return norm;
 }
 
@@ -133,11 +147,11 @@ LlamaLayerWeights LoadLlamaLayerWeights(const ModelConfig& config, const WeightS
   const std::string attn = prefix + "self_attn.";
   const std::string mlp = prefix + "mlp.";
   LlamaLayerWeights w;
-  w.input_norm = LoadNorm(source, prefix + "input_layernorm.weight", config);
+  w.input_norm = LoadNorm(source, options, prefix + "input_layernorm.weight", config);
   w.qkv = LoadStacked(source, options, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
                       {q_out, kv_out, kv_out}, hidden, config.qkv_bias);
   w.o = LoadLinear(source, options, attn + "o_proj", hidden, q_out, config.o_bias);
-  w.post_attention_norm = LoadNorm(source, prefix + "post_attention_layernorm.weight", config);
+  w.post_attention_norm = LoadNorm(source, options, prefix + "post_attention_layernorm.weight", config);
   w.gate_up = LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
                           {config.intermediate_size, config.intermediate_size}, hidden,
                           config.mlp_bias);
@@ -179,7 +193,7 @@ void GatherLlamaEmbedding(const ModelConfig& config, const WeightSource& source,
 }
 
 RmsNorm LoadLlamaFinalNorm(const ModelConfig& config, const WeightSource& source) {
-  return LoadNorm(source, "model.norm.weight", config);
+  return LoadNorm(source, LoadOptions{}, "model.norm.weight", config);
 }
 
 bool LlamaLmHeadIsSeparate(const ModelConfig& config, const WeightSource& source,

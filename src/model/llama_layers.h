@@ -49,7 +49,8 @@ AttentionShape LlamaAttentionShape(const ModelConfig& config);
 std::vector<double> LlamaRopeInverseFrequencies(const ModelConfig& config);
 
 // Loads and widens decoder layer `layer`'s weights (transform applied to each Linear weight in
-// the order q, k, v, o, gate, up, down). Throws qf::Error naming a missing tensor, a wrong shape
+// the order q, k, v, o, gate, up, down; with options.release_weights each tensor is released
+// from the source right after widening). Throws qf::Error naming a missing tensor, a wrong shape
 // or an unsupported dtype.
 LlamaLayerWeights LoadLlamaLayerWeights(const ModelConfig& config, const WeightSource& source,
                                         const LoadOptions& options, int64_t layer);
