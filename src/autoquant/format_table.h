@@ -1,0 +1,19 @@
+// Internal to the autoquant layer: how each candidate format reads in a recipe (the ModelOpt
+// numerics unit it imports) and which planned QuantFormat stands for it.
+#pragma once
+
+#include <string_view>
+
+#include "quantforge/autoquant.h"
+#include "quantforge/recipe.h"
+
+namespace qf::autoquant {
+
+// "configs/numerics/nvfp4", ...; empty for kNone.
+std::string_view NumericsConfigPath(AutoFormat format);
+// The algorithm line a recipe needs for the format: "max", or the four-over-six mse sweep.
+std::string_view AlgorithmYaml(bool has_four_over_six);
+// True when the planner's resolved weight format is what `format` asks for.
+bool PlannedAs(const QuantFormat& planned, AutoFormat format);
+
+}  // namespace qf::autoquant
