@@ -1,0 +1,175 @@
+// Hessian collection (calib.h): HessianAccumulator sums x x^T over token rows in double, and
+// HessianCollector plugs one accumulator per Linear input site into the model's forward hooks.
+//
+// Why the sum is exact-order: a product of two binary32 values has at most 48 significant bits,
+// so it is exact in binary64; the only roundings are the additions, and every element of S adds
+// its terms one token at a time in arrival order. Batch boundaries therefore change nothing (the
+// sequence of additions is the same), and threads only split S's rows between them. Only the
+// upper triangle (i <= j) is accumulated, halving the work; the outputs mirror it.
+#include <cmath>
+#include <string>
+
+#include "quantforge/calib.h"
+#include "quantforge/error.h"
+
+namespace qf {
+namespace {
+
+constexpr int64_t kBlock = kNvfp4BlockSize;  // local_hessian's 16-column blocks
+// Rows of S per task in kFull mode: 16 rows of 8 * dim bytes stay in L2 for dim up to ~8k while
+// the token rows stream past. Fixed, so the split never depends on the thread count.
+constexpr int64_t kRowsPerTask = 16;
+// 16x16 blocks per task in kBlockDiagonal mode.
+constexpr int64_t kBlocksPerTask = 64;
+
+}  // namespace
+
+HessianAccumulator::HessianAccumulator(int64_t dim, HessianKind kind)
+    : dim_(dim), padded_dim_((dim + kBlock - 1) / kBlock * kBlock), kind_(kind) {
+  if (dim <= 0) throw Error("Hessian dimension " + std::to_string(dim) + "; expected > 0");
+  sum_.assign(kind == HessianKind::kFull ? static_cast<size_t>(dim * dim)
+                                         : static_cast<size_t>(padded_dim_ * kBlock),
+              0.0);
+}
+
+void HessianAccumulator::Add(const float* x, int64_t rows, int64_t ld, ThreadPool* pool,
+                             std::string_view site) {
+  if (rows <= 0) return;
+  if (ld < dim_) {
+    throw Error("activation row stride " + std::to_string(ld) + " is below the Hessian dimension " +
+                    std::to_string(dim_),
+                ErrorContext{{}, std::string(site), {}});
+  }
+  for (int64_t t = 0; t < rows; ++t) {
+    for (int64_t c = 0; c < dim_; ++c) {
+      if (!std::isfinite(x[t * ld + c])) {
+        throw Error("activation row " + std::to_string(t) + " column " + std::to_string(c) +
+                        " is not finite; expected finite inputs for the Hessian",
+                    ErrorContext{{}, std::string(site), {}});
+      }
+    }
+  }
+  const int64_t dim = dim_;
+  double* sum = sum_.data();
+  if (kind_ == HessianKind::kFull) {
+    const Partition partition{static_cast<uint64_t>(dim), kRowsPerTask};
+    ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
+      const int64_t i0 = static_cast<int64_t>(partition.Begin(task));
+      const int64_t i1 = static_cast<int64_t>(partition.End(task));
+      for (int64_t t = 0; t < rows; ++t) {
+        const float* xt = x + t * ld;
+        for (int64_t i = i0; i < i1; ++i) {
+          const double a = xt[i];
+          double* s = sum + i * dim;
+          for (int64_t j = i; j < dim; ++j) s[j] += a * static_cast<double>(xt[j]);
+        }
+      }
+    });
+  } else {
+    const int64_t num_blocks = padded_dim_ / kBlock;
+    const Partition partition{static_cast<uint64_t>(num_blocks), kBlocksPerTask};
+    ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
+      for (uint64_t b = partition.Begin(task); b < partition.End(task); ++b) {
+        const int64_t c0 = static_cast<int64_t>(b) * kBlock;
+        const int64_t width = std::min(kBlock, dim - c0);  // padded inputs are 0: no terms
+        double* s = sum + c0 * kBlock;
+        for (int64_t t = 0; t < rows; ++t) {
+          const float* xb = x + t * ld + c0;
+          for (int64_t i = 0; i < width; ++i) {
+            const double a = xb[i];
+            for (int64_t j = i; j < width; ++j) s[i * kBlock + j] += a * static_cast<double>(xb[j]);
+          }
+        }
+      }
+    });
+  }
+  num_tokens_ += rows;
+}
+
+Hessian HessianAccumulator::GptqHessian() const {
+  if (kind_ != HessianKind::kFull) {
+    throw Error("GPTQ needs the full Hessian; this site collected only its 16x16 diagonal blocks");
+  }
+  if (num_tokens_ == 0) throw Error("Hessian has no tokens; expected calibration data");
+  Hessian h;
+  h.dim = dim_;
+  h.num_tokens = num_tokens_;
+  h.matrix.resize(sum_.size());
+  const double n = static_cast<double>(num_tokens_);
+  for (int64_t i = 0; i < dim_; ++i) {
+    for (int64_t j = i; j < dim_; ++j) {
+      const double v = (2.0 * sum_[i * dim_ + j]) / n;  // * 2 is exact: one rounding
+      h.matrix[i * dim_ + j] = v;
+      h.matrix[j * dim_ + i] = v;
+    }
+  }
+  return h;
+}
+
+BlockHessians HessianAccumulator::LocalHessians() const {
+  if (num_tokens_ == 0) throw Error("Hessian has no tokens; expected calibration data");
+  BlockHessians h;
+  h.dim = dim_;
+  h.num_blocks = padded_dim_ / kBlock;
+  h.num_tokens = num_tokens_;
+  h.blocks.assign(static_cast<size_t>(h.num_blocks * kBlock * kBlock), 0.0f);
+  const double n = static_cast<double>(num_tokens_);
+  for (int64_t b = 0; b < h.num_blocks; ++b) {
+    const int64_t c0 = b * kBlock;
+    const int64_t width = std::min(kBlock, dim_ - c0);
+    float* out = h.blocks.data() + b * kBlock * kBlock;
+    for (int64_t i = 0; i < width; ++i) {
+      for (int64_t j = i; j < width; ++j) {
+        const double s = kind_ == HessianKind::kFull ? sum_[(c0 + i) * dim_ + (c0 + j)]
+                                                     : sum_[c0 * kBlock + i * kBlock + j];
+        const float v = static_cast<float>(s / n);
+        out[i * kBlock + j] = v;
+        out[j * kBlock + i] = v;
+      }
+    }
+  }
+  return h;
+}
+
+HessianCollector::HessianCollector(HessianCollectorOptions options, ThreadPool* pool)
+    : options_(std::move(options)), pool_(pool) {}
+
+void HessianCollector::OnActivation(const ActivationSite& site, float* x, int64_t rows,
+                                    int64_t cols, int64_t ld) {
+  if (site.kind != ActivationKind::kLinearInput || site.modules.empty()) return;
+  if (options_.filter && !options_.filter(site)) return;
+  auto it = site_of_module_.find(site.modules[0]);
+  if (it == site_of_module_.end()) {
+    sites_.push_back(Site{{site.modules.begin(), site.modules.end()}, nullptr});
+    for (const std::string& module : site.modules) site_of_module_[module] = sites_.size() - 1;
+    it = site_of_module_.find(site.modules[0]);
+  }
+  Site& s = sites_[it->second];
+  if (!s.accumulator) s.accumulator = std::make_unique<HessianAccumulator>(cols, options_.kind);
+  if (s.accumulator->dim() != cols) {
+    throw Error("activation has " + std::to_string(cols) + " columns; this site's Hessian has " +
+                    std::to_string(s.accumulator->dim()),
+                ErrorContext{{}, s.modules[0], {}});
+  }
+  s.accumulator->Add(x, rows, ld, pool_, s.modules[0]);
+}
+
+const HessianAccumulator* HessianCollector::Find(std::string_view module) const {
+  const auto it = site_of_module_.find(module);
+  return it == site_of_module_.end() ? nullptr : sites_[it->second].accumulator.get();
+}
+
+void HessianCollector::Release(std::string_view module) {
+  const auto it = site_of_module_.find(module);
+  if (it != site_of_module_.end()) sites_[it->second].accumulator.reset();
+}
+
+std::vector<std::vector<std::string>> HessianCollector::Sites() const {
+  std::vector<std::vector<std::string>> out;
+  for (const Site& s : sites_) {
+    if (s.accumulator) out.push_back(s.modules);
+  }
+  return out;
+}
+
+}  // namespace qf
