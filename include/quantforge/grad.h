@@ -15,14 +15,18 @@
 // sliding window, o_proj, SwiGLU (silu(gate) * up), down_proj, the final norm and lm_head (tied or
 // not). Weight gradients are never formed: AutoQuantize needs dL/dY and X only.
 //
-// Memory. This version holds the whole model (F32) and, per layer, the forward activations of all
-// the batch's tokens: the residual stream before each norm (2 x hidden), q|k|v after RoPE
-// (QkvWidth), the attention context (heads x head_dim), gate|up (2 x intermediate) and the
-// SwiGLU output (intermediate), i.e. about tokens x (4 hidden + QkvWidth + 3 intermediate) floats
-// per layer. A layer-by-layer (streaming) version would keep only the residual stream entering
-// each layer for all tokens (tokens x hidden per layer), load one layer's weights at a time and
-// recompute that layer's forward activations during the backward sweep (gradient
-// checkpointing), holding one layer's activations and weights at any time.
+// Memory. This version holds the whole model (F32, lm_head copied from the embedding when tied)
+// and, per layer, the forward activations of all the batch's tokens: the residual stream before
+// each norm (2 x hidden), q|k|v after RoPE (QkvWidth), the attention context (heads x head_dim),
+// gate|up (2 x intermediate) and the SwiGLU output (intermediate), i.e.
+//   4 x tokens x (2 hidden + QkvWidth + heads x head_dim + 3 intermediate) bytes per layer,
+// released layer by layer as the backward sweep passes; plus one layer's backward temporaries
+// (about the same again), 4 x 64 x vocab bytes of logits and 16 x len^2 bytes of attention
+// scratch per worker (len: the longest sequence). A layer-by-layer (streaming) version would
+// keep only the residual stream entering each layer for all tokens (4 x tokens x hidden bytes
+// per layer), load one layer's weights at a time, and recompute that layer's activations from
+// its saved input during the backward sweep (gradient checkpointing), so one layer's weights
+// and activations are resident at any time.
 //
 // Determinism: work is split by data size (never by thread count) and every reduction runs in a
 // fixed order, so the gradients and the visit order do not depend on the thread count.
@@ -41,11 +45,11 @@ namespace qf {
 
 // One decoder Linear module's view of the backward pass, valid only during the visit call.
 // Both matrices are dense row-major with no padding (fused q|k|v and gate|up are split). Rows are
-// the batch's tokens in TokenBatch order (every token, including each sequence's last one, whose
-// dL/dY is still nonzero through attention unless it is the only token).
+// the batch's tokens in TokenBatch order, every token included: a sequence's last token feeds
+// nothing that is scored (causal attention, and it predicts nothing), so its rows of dL/dY are 0.
 struct LinearGradient {
-  std::string_view module;   // Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj"
-  int64_t layer = 0;         // decoder layer index
+  std::string_view module;       // Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj"
+  int64_t layer = 0;             // decoder layer index
   const float* input = nullptr;  // X [rows, in_features]: the module's forward input
   int64_t in_features = 0;
   const float* grad_output = nullptr;  // dL/dY [rows, out_features], L the summed NLL
@@ -63,11 +67,10 @@ class GradientModel {
  public:
   // Loads and widens every weight (F32 / BF16 / F16), with the same checks and errors as
   // qf::Model::Load. `pool` (may be null) runs the forward and backward passes.
-  static std::unique_ptr<GradientModel> Load(const ModelConfig& config,
-                                             const WeightSource& weights, ThreadPool* pool);
+  static std::unique_ptr<GradientModel> Load(const ModelConfig& config, const WeightSource& weights,
+                                             ThreadPool* pool);
   // LoadModelConfig(dir) + OpenCheckpointWeights(dir).
-  static std::unique_ptr<GradientModel> LoadDir(const std::filesystem::path& dir,
-                                                ThreadPool* pool);
+  static std::unique_ptr<GradientModel> LoadDir(const std::filesystem::path& dir, ThreadPool* pool);
 
   virtual ~GradientModel() = default;
   virtual const ModelConfig& config() const = 0;

@@ -84,8 +84,7 @@ void AttentionCoreForward(const model::AttentionShape& shape, const model::Batch
 }
 
 void AttentionCoreBackward(const model::AttentionShape& shape, const model::BatchLayout& batch,
-                           const float* qkv, const float* dcontext, float* dqkv,
-                           ThreadPool* pool) {
+                           const float* qkv, const float* dcontext, float* dqkv, ThreadPool* pool) {
   const int64_t d = shape.head_dim;
   const int64_t ld = shape.QkvWidth();
   const int64_t q_width = shape.num_heads * d;

@@ -25,7 +25,6 @@ void AttentionCoreForward(const model::AttentionShape& shape, const model::Batch
 // dcontext[tokens, num_heads * head_dim]. One task per (sequence, kv head), which owns its dk
 // and dv outright and adds its query heads in order: the result does not depend on threads.
 void AttentionCoreBackward(const model::AttentionShape& shape, const model::BatchLayout& batch,
-                           const float* qkv, const float* dcontext, float* dqkv,
-                           ThreadPool* pool);
+                           const float* qkv, const float* dcontext, float* dqkv, ThreadPool* pool);
 
 }  // namespace qf::grad

@@ -28,8 +28,8 @@ double SoftmaxCrossEntropyRow(const float* logits, int64_t vocab, int32_t target
 }
 
 LossSum LmHeadLossBackward(const model::Linear& lm_head, const model::BatchLayout& batch,
-                           std::span<const int32_t> token_ids, const float* hidden,
-                           float* dhidden, ThreadPool* pool) {
+                           std::span<const int32_t> token_ids, const float* hidden, float* dhidden,
+                           ThreadPool* pool) {
   const int64_t dim = lm_head.in_features;
   const int64_t vocab = lm_head.out_features;
   std::vector<float> logits(static_cast<size_t>(kLossRows * vocab));

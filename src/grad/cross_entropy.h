@@ -26,7 +26,7 @@ struct LossSum {
 // (the targets). dhidden[tokens, hidden] (overwritten) = dL/dhidden for L = the summed NLL.
 // Logits are formed kLossRows rows at a time, so memory is kLossRows x vocab floats.
 LossSum LmHeadLossBackward(const model::Linear& lm_head, const model::BatchLayout& batch,
-                           std::span<const int32_t> token_ids, const float* hidden,
-                           float* dhidden, ThreadPool* pool);
+                           std::span<const int32_t> token_ids, const float* hidden, float* dhidden,
+                           ThreadPool* pool);
 
 }  // namespace qf::grad

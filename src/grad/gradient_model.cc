@@ -75,7 +75,8 @@ class LlamaGradientModel final : public GradientModel {
                       const std::function<void(const LinearGradient&)>& visit) const override {
     const model::BatchLayout layout = model::LayoutBatch(config_, batch);
     std::vector<int32_t> token_ids;
-    for (const auto& seq : batch.sequences) token_ids.insert(token_ids.end(), seq.begin(), seq.end());
+    for (const auto& seq : batch.sequences)
+      token_ids.insert(token_ids.end(), seq.begin(), seq.end());
     const int64_t tokens = layout.NumTokens();
     const int64_t dim = config_.hidden_size;
     const model::RopeTable rope(inv_freq_, layout.max_seq_len);
@@ -189,8 +190,7 @@ class LlamaGradientModel final : public GradientModel {
     w.input_norm.Forward(a.residual_in.data(), tokens, normed.data(), pool_);
     {
       const std::vector<float> dq = Columns(dqkv.data(), ld_qkv, tokens, 0, q_width);
-      visit({names.q, layer, normed.data(), dim, dq.data(), q_width, tokens,
-             w.qkv.weight.data()});
+      visit({names.q, layer, normed.data(), dim, dq.data(), q_width, tokens, w.qkv.weight.data()});
       const std::vector<float> dk = Columns(dqkv.data(), ld_qkv, tokens, q_width, kv_width);
       visit({names.k, layer, normed.data(), dim, dk.data(), kv_width, tokens,
              w.qkv.weight.data() + q_width * dim});

@@ -1,13 +1,14 @@
 // Finite-difference checks of the attention core's backward (dq, dk, dv after RoPE) with GQA,
 // several sequences of different lengths (one of a single token), full causal attention and
 // sliding windows; plus the forward context against the same double reference.
+#include "src/grad/attention_backward.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
-#include "src/grad/attention_backward.h"
 #include "tests/grad/fd_check.h"
 
 namespace qf::grad {
@@ -18,7 +19,8 @@ using grad_test::ExpectGradientsMatch;
 
 // context[T, heads * d] in double, straight from the definition (attention_backward.h).
 std::vector<double> ReferenceContext(const model::AttentionShape& shape,
-                                     const model::BatchLayout& batch, const std::vector<double>& qkv) {
+                                     const model::BatchLayout& batch,
+                                     const std::vector<double>& qkv) {
   const int64_t d = shape.head_dim, ld = shape.QkvWidth();
   const int64_t q_width = shape.num_heads * d, kv_width = shape.num_kv_heads * d;
   const int64_t group = shape.num_heads / shape.num_kv_heads;
@@ -28,7 +30,8 @@ std::vector<double> ReferenceContext(const model::AttentionShape& shape,
     for (int64_t h = 0; h < shape.num_heads; ++h) {
       const int64_t kv = h / group;
       for (int64_t i = 0; i < len; ++i) {
-        const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, i - shape.sliding_window + 1) : 0;
+        const int64_t first =
+            shape.sliding_window > 0 ? std::max<int64_t>(0, i - shape.sliding_window + 1) : 0;
         std::vector<double> p(static_cast<size_t>(len), 0.0);
         double m = -1e300, z = 0.0;
         for (int64_t j = first; j <= i; ++j) {
@@ -42,7 +45,8 @@ std::vector<double> ReferenceContext(const model::AttentionShape& shape,
         for (int64_t j = first; j <= i; ++j) {
           const double w = std::exp(p[j] - m) / z;
           for (int64_t c = 0; c < d; ++c) {
-            out[(b + i) * q_width + h * d + c] += w * qkv[(b + j) * ld + q_width + kv_width + kv * d + c];
+            out[(b + i) * q_width + h * d + c] +=
+                w * qkv[(b + j) * ld + q_width + kv_width + kv * d + c];
           }
         }
       }

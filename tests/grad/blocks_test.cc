@@ -101,7 +101,8 @@ TEST(RopeBackward, MatchesFiniteDifferences) {
     };
     std::vector<float> dx = c;
     ApplyRopeBackward(table, pos, kHeads, dx.data());
-    ExpectGradientsMatch(dx, NumericGradient(x, loss), "RoPE dx at position " + std::to_string(pos));
+    ExpectGradientsMatch(dx, NumericGradient(x, loss),
+                         "RoPE dx at position " + std::to_string(pos));
   }
 }
 
@@ -134,7 +135,8 @@ TEST(SwiGluBackward, MatchesFiniteDifferences) {
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t i = 0; i < kInter; ++i) {
       const float g = gate_up[r * 2 * kInter + i];
-      EXPECT_EQ(h[r * kInter + i], g * (1.0f / (1.0f + std::exp(-g))) * gate_up[r * 2 * kInter + kInter + i]);
+      EXPECT_EQ(h[r * kInter + i],
+                g * (1.0f / (1.0f + std::exp(-g))) * gate_up[r * 2 * kInter + kInter + i]);
     }
   }
 }
@@ -185,7 +187,8 @@ TEST(LinearBackward, TilesStridesAndThreadsAgreeWithDirectProduct) {
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t i = 0; i < kIn; ++i) {
       double sum = 0.0;
-      for (int64_t o = 0; o < kOut; ++o) sum += double(dy[r * kLdy + o]) * linear.weight[o * kIn + i];
+      for (int64_t o = 0; o < kOut; ++o)
+        sum += double(dy[r * kLdy + o]) * linear.weight[o * kIn + i];
       expected.push_back(sum);
       got.push_back(dx1[r * kLdx + i]);
     }
@@ -211,7 +214,8 @@ TEST(CrossEntropy, RowMatchesFiniteDifferences) {
     std::vector<float> dz(kVocab);
     const double value = SoftmaxCrossEntropyRow(z.data(), kVocab, target, dz.data());
     EXPECT_NEAR(value, nll(ToDouble(z)), 1e-12 * std::max(1.0, value));
-    ExpectGradientsMatch(dz, NumericGradient(z, nll), "cross-entropy dz, target " + std::to_string(target));
+    ExpectGradientsMatch(dz, NumericGradient(z, nll),
+                         "cross-entropy dz, target " + std::to_string(target));
     // In place, as LmHeadLossBackward calls it.
     std::vector<float> inplace = z;
     EXPECT_EQ(SoftmaxCrossEntropyRow(inplace.data(), kVocab, target, inplace.data()), value);
@@ -238,7 +242,8 @@ TEST(CrossEntropy, LmHeadLossMatchesFiniteDifferences) {
         std::vector<double> z(kVocab);
         double m = -1e300, e = 0.0;
         for (int64_t v = 0; v < kVocab; ++v) {
-          for (int64_t i = 0; i < kHidden; ++i) z[v] += h[t * kHidden + i] * head.weight[v * kHidden + i];
+          for (int64_t i = 0; i < kHidden; ++i)
+            z[v] += h[t * kHidden + i] * head.weight[v * kHidden + i];
           m = std::max(m, z[v]);
         }
         for (const double v : z) e += std::exp(v - m);
