@@ -1,12 +1,19 @@
 // `quantforge eval`: perplexity and mean NLL (natural log) of a checkpoint on a text or token
 // file, over non-overlapping sequences of --seq-len tokens (convention in quantforge/eval.h).
+// A quantized checkpoint (Model Optimizer or compressed-tensors) is simulated: weights
+// dequantized from what it stores, inputs / K / V fake-quantized as the serving kernels do
+// (docs/EVAL.md). With --reference DIR the same sequences also run through the reference and
+// the KL divergence KL(P_ref || P_model) and top-1 agreement are reported.
 // With --json the last line of stdout is one JSON object: nll, perplexity, tokens, sequences,
-// seq_len, bos, seconds, tokens_per_second, model, data, tokenizer.
+// seq_len, bos, seconds, tokens_per_second, model, data, tokenizer, quantization; with
+// --reference also kl, top1, reference_nll, reference_perplexity, reference.
 #include "quantforge/eval.h"
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "quantforge/error.h"
@@ -25,6 +32,7 @@ struct EvalFlags {
   int64_t max_tokens = 0;
   int64_t batch_tokens = 4096;
   std::string fake_quant_weights = "none";
+  std::string reference_dir;
   bool no_bos = false;
   bool json = false;
 };
@@ -35,10 +43,42 @@ int RunEval(const EvalFlags& flags, Context& context) {
     throw Error("--fake-quant-weights '" + flags.fake_quant_weights +
                 "' unknown (none, bf16, fp8, fp8-channel, nvfp4, mxfp4)");
   }
-  LoadOptions load;
-  load.weight_transform = MakeWeightFakeQuant(*fake_quant, context.pool.get());
-  std::unique_ptr<Model> model = Model::LoadDir(flags.model_dir, context.pool.get(), load);
+  // The model: a quantized checkpoint's weights come dequantized, its run-time quantization
+  // becomes hooks. The dequantized copies are dropped once the model holds its F32 weights.
+  const ModelConfig model_config = LoadModelConfig(flags.model_dir);
+  QuantizationScheme scheme;
+  std::unique_ptr<Model> model;
+  {
+    QuantizedCheckpoint checkpoint = OpenQuantizedCheckpoint(flags.model_dir, context.pool.get());
+    if (checkpoint.scheme.IsQuantized() && *fake_quant != WeightFakeQuant::kNone) {
+      throw Error("--fake-quant-weights simulates an unquantized checkpoint; " + flags.model_dir +
+                  " is already quantized (" + checkpoint.scheme.Summary() + ")");
+    }
+    LoadOptions load;
+    load.weight_transform = MakeWeightFakeQuant(*fake_quant, context.pool.get());
+    model = Model::Load(model_config, *checkpoint.weights, context.pool.get(), load);
+    scheme = std::move(checkpoint.scheme);
+  }
   const ModelConfig& config = model->config();
+  std::optional<SimulationHooks> hooks;
+  if (scheme.IsQuantized()) hooks.emplace(scheme);
+
+  QuantizationScheme reference_scheme;
+  std::unique_ptr<Model> reference;
+  std::optional<SimulationHooks> reference_hooks;
+  if (!flags.reference_dir.empty()) {
+    const ModelConfig reference_config = LoadModelConfig(flags.reference_dir);
+    if (reference_config.vocab_size != config.vocab_size) {
+      throw Error("--reference " + flags.reference_dir + " has vocab_size " +
+                  std::to_string(reference_config.vocab_size) + ", the model " +
+                  std::to_string(config.vocab_size) + " (KL needs one vocabulary)");
+    }
+    QuantizedCheckpoint checkpoint =
+        OpenQuantizedCheckpoint(flags.reference_dir, context.pool.get());
+    reference = Model::Load(reference_config, *checkpoint.weights, context.pool.get());
+    reference_scheme = std::move(checkpoint.scheme);
+    if (reference_scheme.IsQuantized()) reference_hooks.emplace(reference_scheme);
+  }
 
   std::unique_ptr<Tokenizer> tokenizer;
   if (!flags.tokenizer_path.empty()) {
@@ -61,6 +101,9 @@ int RunEval(const EvalFlags& flags, Context& context) {
       flags.seq_len > 0 ? flags.seq_len : std::min<int64_t>(512, config.max_position_embeddings);
   options.max_tokens = flags.max_tokens;
   options.batch_tokens = flags.batch_tokens;
+  options.hooks = hooks ? &*hooks : nullptr;
+  options.reference = reference.get();
+  options.reference_hooks = reference_hooks ? &*reference_hooks : nullptr;
   if (!flags.no_bos) {
     if (tokenizer) {
       options.bos_id = tokenizer->BosId();
@@ -84,6 +127,11 @@ int RunEval(const EvalFlags& flags, Context& context) {
       result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0.0;
   fmt::print("model      {}\ndata       {} ({} data tokens, {} documents)\n", flags.model_dir,
              flags.data_path, data.tokens.size(), data.num_documents);
+  const std::string simulated =
+      scheme.IsQuantized() ? fmt::format("{} ({} layout), simulated", scheme.Summary(),
+                                         scheme.layout)
+                           : "none";
+  fmt::print("quantized  {}\n", simulated);
   fmt::print("weights    {}\n", flags.fake_quant_weights == "none"
                                     ? "as stored"
                                     : "fake-quantized " + flags.fake_quant_weights);
@@ -94,6 +142,16 @@ int RunEval(const EvalFlags& flags, Context& context) {
                  : "");
   fmt::print("tokens     {} predicted\nnll        {:.6f}\nperplexity {:.4f}\n", result.tokens,
              result.nll, result.perplexity);
+  if (reference) {
+    fmt::print("reference  {}{}\n", flags.reference_dir,
+               reference_scheme.IsQuantized()
+                   ? fmt::format(" ({}, simulated)", reference_scheme.Summary())
+                   : "");
+    fmt::print("ref nll    {:.6f} (perplexity {:.4f})\n", *result.reference_nll,
+               std::exp(*result.reference_nll));
+    fmt::print("kl         {:.6g} nats per predicted token, KL(P_ref || P_model)\n", *result.kl);
+    fmt::print("top1       {:.6f} (argmax agreement)\n", *result.top1);
+  }
   fmt::print("time       {:.2f} s ({:.0f} tokens/s)\n", result.seconds, tokens_per_second);
   if (flags.json) {
     nlohmann::json json = {{"nll", result.nll},
@@ -107,7 +165,16 @@ int RunEval(const EvalFlags& flags, Context& context) {
                            {"tokens_per_second", tokens_per_second},
                            {"model", flags.model_dir},
                            {"data", flags.data_path},
-                           {"tokenizer", tokenizer ? tokenizer->Describe() : ""}};
+                           {"tokenizer", tokenizer ? tokenizer->Describe() : ""},
+                           {"quantization", scheme.IsQuantized() ? scheme.Summary() : "none"},
+                           {"layout", scheme.layout}};
+    if (reference) {
+      json["kl"] = *result.kl;
+      json["top1"] = *result.top1;
+      json["reference_nll"] = *result.reference_nll;
+      json["reference_perplexity"] = std::exp(*result.reference_nll);
+      json["reference"] = flags.reference_dir;
+    }
     fmt::print("{}\n", json.dump());
   }
   std::fflush(stdout);
@@ -138,6 +205,9 @@ Action RegisterEval(CLI::App& app) {
                   "Simulate quantized decoder weights (W-only, activations F32): none, bf16, "
                   "fp8, fp8-channel, nvfp4, mxfp4")
       ->default_val("none");
+  sub->add_option("--reference", flags->reference_dir,
+                  "Reference model directory (e.g. the original): adds the mean KL divergence "
+                  "KL(P_ref || P_model) per predicted token and the top-1 agreement");
   sub->add_flag("--no-bos", flags->no_bos, "Do not prepend BOS to each sequence");
   sub->add_flag("--json", flags->json, "Print one JSON object as the last line of stdout");
   return [flags](Context& context) { return RunEval(*flags, context); };
