@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
@@ -71,6 +72,8 @@ struct DecisionGroup {
 std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& tensors,
                                                std::span<const AutoFormat> formats);
 int64_t TotalElements(std::span<const DecisionGroup> groups);
+// Names, dtypes and shapes of a checkpoint's tensors (a directory or a .safetensors file).
+std::vector<TensorDesc> CheckpointTensorDescs(const std::filesystem::path& path);
 // Achievable range: every group at its cheapest / dearest candidate.
 double MinimumBpe(std::span<const DecisionGroup> groups);
 double MaximumBpe(std::span<const DecisionGroup> groups);

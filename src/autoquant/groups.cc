@@ -13,6 +13,7 @@
 #include <string>
 
 #include "quantforge/autoquant.h"
+#include "quantforge/checkpoint.h"
 #include "quantforge/error.h"
 #include "src/autoquant/format_table.h"
 
@@ -119,6 +120,15 @@ std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& te
     group.candidates.push_back(AutoFormat::kNone);
   }
   return groups;
+}
+
+std::vector<TensorDesc> CheckpointTensorDescs(const std::filesystem::path& path) {
+  const Checkpoint checkpoint = Checkpoint::Open(path);
+  std::vector<TensorDesc> descs;
+  for (const TensorInfo& info : checkpoint.Tensors()) {
+    descs.push_back({info.name, info.dtype, info.shape});
+  }
+  return descs;
 }
 
 int64_t TotalElements(std::span<const DecisionGroup> groups) {
