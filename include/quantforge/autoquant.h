@@ -68,7 +68,8 @@ struct DecisionGroup {
 };
 
 // The decision groups of a checkpoint's tensors for the candidate formats (ParseAutoFormatList
-// order). Throws qf::Error when no tensor can be quantized by any candidate.
+// order). Every linear weight the default exclusions leave in is counted, whatever the
+// candidates; one that no candidate fits has only kNone. Throws qf::Error when there is none.
 std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& tensors,
                                                std::span<const AutoFormat> formats);
 int64_t TotalElements(std::span<const DecisionGroup> groups);

@@ -55,15 +55,23 @@ std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& te
   };
   std::map<std::string, ModuleInfo> modules;
   std::vector<std::string> module_order;  // first appearance in `tensors`
-  for (AutoFormat format : formats) {
-    if (format == AutoFormat::kNone) continue;
+  // FP8 per tensor has no block constraint, so its plan names every module the default
+  // exclusions leave in: the counted elements do not depend on the candidate list (a module no
+  // candidate fits stays in the budget at 16 bits).
+  std::vector<AutoFormat> probes = {AutoFormat::kFp8};
+  probes.insert(probes.end(), formats.begin(), formats.end());
+  for (size_t p = 0; p < probes.size(); ++p) {
+    const AutoFormat format = probes[p];
+    if (format == AutoFormat::kNone || (p > 0 && format == AutoFormat::kFp8)) continue;
+    const bool is_candidate = p > 0 || std::find(formats.begin(), formats.end(),
+                                                 AutoFormat::kFp8) != formats.end();
     const Recipe recipe = ParseRecipe(UniformRecipeYaml(format), "autoquant uniform recipe");
     for (const TensorPlan& plan : PlanCheckpoint(recipe, tensors)) {
       if (!plan.is_linear_weight || !autoquant::PlannedAs(plan.weight, format)) continue;
       auto [it, inserted] = modules.try_emplace(plan.module);
       if (inserted) module_order.push_back(plan.module);
       it->second.fusion_key = plan.fusion_group;
-      it->second.formats.push_back(format);
+      if (is_candidate) it->second.formats.push_back(format);
     }
   }
   if (modules.empty()) {
@@ -72,8 +80,8 @@ std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& te
       if (!names.empty()) names += ',';
       names += AutoFormatName(f);
     }
-    throw Error("no linear weight of the checkpoint can be quantized with any of the formats " +
-                names + " (AutoQuantize needs decoder Linear weights)");
+    throw Error("no linear weight of the checkpoint can be quantized (formats " + names +
+                "; AutoQuantize needs decoder Linear weights)");
   }
   for (const TensorDesc& desc : tensors) {
     const std::string suffix = ".weight";

@@ -91,6 +91,16 @@ TEST(DecisionGroups, AllExpertsOfALayerAreOneGroupAndTheRouterIsOut) {
   EXPECT_NE(FindGroup(groups, "model.layers.0.mlp.shared_expert.gate_up"), nullptr);
 }
 
+TEST(DecisionGroups, CountedElementsDoNotDependOnTheCandidates) {
+  const auto tensors = testing::LlamaTensors(2, 64, 32, 172);
+  const auto with_fp8 = BuildDecisionGroups(tensors, ParseAutoFormatList("nvfp4,fp8"));
+  const auto nvfp4_only = BuildDecisionGroups(tensors, ParseAutoFormatList("nvfp4"));
+  EXPECT_EQ(TotalElements(nvfp4_only), TotalElements(with_fp8));
+  const DecisionGroup* down = FindGroup(nvfp4_only, "model.layers.1.mlp.down_proj");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->candidates, std::vector<AutoFormat>{AutoFormat::kNone});
+}
+
 TEST(DecisionGroups, NothingQuantizableIsAnError) {
   std::vector<TensorDesc> tensors = {{"lm_head.weight", DType::kBF16, {512, 64}}};
   EXPECT_THROW(BuildDecisionGroups(tensors, ParseAutoFormatList("nvfp4")), Error);
