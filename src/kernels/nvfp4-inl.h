@@ -297,6 +297,61 @@ HWY_INLINE uint64_t EncodeBlockAVX3(hn::Vec512<float> x, float divisor, float s,
   return static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(pairs.raw)));
 }
 
+// Stores the low byte of each of 16 u32 lanes (block scale codes, candidate indices).
+HWY_INLINE void StoreLowBytes(hn::Vec512<uint32_t> v, uint8_t* HWY_RESTRICT out) {
+  const hn::Rebind<uint8_t, hn::Full512<uint32_t>> d8;
+  hn::StoreU(hn::TruncateTo(d8, v), d8, out);
+}
+
+// The running best of a group's 16 blocks over the candidates: loss, E4M3 scale code, candidate
+// index and the 8 code bytes of each block (one u64 lane per block, blocks 0-7 in lo, 8-15 in
+// hi). Strict <: ties keep the earlier candidate (four_over_six: M=6); the first one always
+// enters. Shared by the F32 and BF16 groups, whose candidate loops differ only in how they
+// encode a candidate.
+class GroupBestAVX3 {
+ public:
+  // Spelled out (not default member initializers) so that it is compiled for this target.
+  HWY_INLINE GroupBestAVX3()
+      : loss_(hn::Zero(hn::Full512<float>())),
+        scale_(hn::Zero(hn::Full512<uint32_t>())),
+        index_(hn::Zero(hn::Full512<uint32_t>())),
+        lo_(hn::Zero(hn::Full512<uint64_t>())),
+        hi_(hn::Zero(hn::Full512<uint64_t>())) {}
+
+  // `loss`: lane j = loss of block j; `scale_codes` and `codes` (128 bytes): the candidate's.
+  HWY_INLINE void Update(size_t k, hn::Vec512<float> loss, const uint32_t* HWY_RESTRICT scale_codes,
+              const uint8_t* HWY_RESTRICT codes) {
+    const hn::Full512<float> df;
+    const hn::Full512<uint32_t> du;
+    const hn::Full512<uint64_t> d64;
+    const hn::Full512<uint8_t> d8;
+    const auto better = k == 0 ? hn::FirstN(df, kNvfp4Group) : hn::Lt(loss, loss_);
+    uint8_t bits[8] = {};
+    hn::StoreMaskBits(df, better, bits);  // bit j = block j
+    const auto better_u = hn::RebindMask(du, better);
+    loss_ = hn::IfThenElse(better, loss, loss_);
+    scale_ = hn::IfThenElse(better_u, hn::LoadU(du, scale_codes), scale_);
+    index_ = hn::IfThenElse(better_u, hn::Set(du, static_cast<uint32_t>(k)), index_);
+    lo_ = hn::IfThenElse(hn::LoadMaskBits(d64, bits), hn::BitCast(d64, hn::LoadU(d8, codes)), lo_);
+    hi_ = hn::IfThenElse(hn::LoadMaskBits(d64, bits + 1),
+                         hn::BitCast(d64, hn::LoadU(d8, codes + 64)), hi_);
+  }
+
+  HWY_INLINE void Store(uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales,
+                        uint8_t* HWY_RESTRICT chosen) const {
+    const hn::Full512<uint8_t> d8;
+    hn::StoreU(hn::BitCast(d8, lo_), d8, codes);
+    hn::StoreU(hn::BitCast(d8, hi_), d8, codes + 64);
+    StoreLowBytes(scale_, scales);
+    if (chosen != nullptr) StoreLowBytes(index_, chosen);
+  }
+
+ private:
+  hn::Vec512<float> loss_;
+  hn::Vec512<uint32_t> scale_, index_;
+  hn::Vec512<uint64_t> lo_, hi_;
+};
+
 // 16 whole blocks at `in`: codes 128 bytes, scales 16, chosen 16 (or nullptr).
 template <typename T>
 HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelParams& p,
@@ -319,14 +374,11 @@ HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelPar
                                                      p.global_scale, nullptr);
       std::memcpy(codes + j * 8, &packed, 8);
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales),
-                     _mm512_cvtepi32_epi8(_mm512_load_si512(group.code)));
+    StoreLowBytes(hn::Load(hn::Full512<uint32_t>(), group.code), scales);
     if (chosen != nullptr) std::memset(chosen, 0, kNvfp4Group);
     return;
   }
-  __m512 best_loss = _mm512_setzero_ps();
-  __m512i best_scale = _mm512_setzero_si512(), best_k = _mm512_setzero_si512();
-  __m512i best_lo = _mm512_setzero_si512(), best_hi = _mm512_setzero_si512();
+  GroupBestAVX3 best;
   HWY_ALIGN uint64_t candidate_codes[kNvfp4Group];
   for (size_t k = 0; k < num_candidates; ++k) {
     ComputeGroupScales(df, amax, p, p.candidates[k], &group);
@@ -336,24 +388,10 @@ HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelPar
                                                  p.global_scale, &e2[j]);
       v[j] = e2[j].raw;
     }
-    const __m512 loss = ReduceBlocks16<false>(v);
-    // Strict <: ties keep the earlier candidate. The first candidate always enters.
-    const __mmask16 better =
-        k == 0 ? static_cast<__mmask16>(0xFFFF) : _mm512_cmp_ps_mask(loss, best_loss, _CMP_LT_OQ);
-    best_loss = _mm512_mask_mov_ps(best_loss, better, loss);
-    best_scale = _mm512_mask_mov_epi32(best_scale, better, _mm512_load_si512(group.code));
-    best_k = _mm512_mask_mov_epi32(best_k, better, _mm512_set1_epi32(static_cast<int>(k)));
-    best_lo = _mm512_mask_mov_epi64(best_lo, static_cast<__mmask8>(better),
-                                    _mm512_load_si512(candidate_codes));
-    best_hi = _mm512_mask_mov_epi64(best_hi, static_cast<__mmask8>(better >> 8),
-                                    _mm512_load_si512(candidate_codes + 8));
+    best.Update(k, hn::Vec512<float>{ReduceBlocks16<false>(v)}, group.code,
+                reinterpret_cast<const uint8_t*>(candidate_codes));
   }
-  _mm512_storeu_si512(codes, best_lo);
-  _mm512_storeu_si512(codes + 64, best_hi);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), _mm512_cvtepi32_epi8(best_scale));
-  if (chosen != nullptr) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(chosen), _mm512_cvtepi32_epi8(best_k));
-  }
+  best.Store(codes, scales, chosen);
 }
 
 // BF16 groups: one 512-bit load holds two blocks; (bits << 16) gives their even-indexed elements
@@ -409,14 +447,11 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
       _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + m * 16),
                        encode_pair(m, false, nullptr, nullptr));
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales),
-                     _mm512_cvtepi32_epi8(_mm512_load_si512(group.code)));
+    StoreLowBytes(hn::Load(du, group.code), scales);
     if (chosen != nullptr) std::memset(chosen, 0, kNvfp4Group);
     return;
   }
-  __m512 best_loss = _mm512_setzero_ps();
-  __m512i best_scale = _mm512_setzero_si512(), best_k = _mm512_setzero_si512();
-  __m512i best_lo = _mm512_setzero_si512(), best_hi = _mm512_setzero_si512();
+  GroupBestAVX3 best;
   HWY_ALIGN uint8_t candidate_codes[kNvfp4Group * 8];
   for (size_t k = 0; k < num_candidates; ++k) {
     ComputeGroupScales(df, amax, p, p.candidates[k], &group);
@@ -427,22 +462,9 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
     }
     const __m512 loss =
         ToBlockOrder(_mm512_add_ps(ReducePairs8<false>(e2_even), ReducePairs8<false>(e2_odd)));
-    const __mmask16 better =
-        k == 0 ? static_cast<__mmask16>(0xFFFF) : _mm512_cmp_ps_mask(loss, best_loss, _CMP_LT_OQ);
-    best_loss = _mm512_mask_mov_ps(best_loss, better, loss);
-    best_scale = _mm512_mask_mov_epi32(best_scale, better, _mm512_load_si512(group.code));
-    best_k = _mm512_mask_mov_epi32(best_k, better, _mm512_set1_epi32(static_cast<int>(k)));
-    best_lo = _mm512_mask_mov_epi64(best_lo, static_cast<__mmask8>(better),
-                                    _mm512_load_si512(candidate_codes));
-    best_hi = _mm512_mask_mov_epi64(best_hi, static_cast<__mmask8>(better >> 8),
-                                    _mm512_load_si512(candidate_codes + 64));
+    best.Update(k, hn::Vec512<float>{loss}, group.code, candidate_codes);
   }
-  _mm512_storeu_si512(codes, best_lo);
-  _mm512_storeu_si512(codes + 64, best_hi);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), _mm512_cvtepi32_epi8(best_scale));
-  if (chosen != nullptr) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(chosen), _mm512_cvtepi32_epi8(best_k));
-  }
+  best.Store(codes, scales, chosen);
 }
 
 template <typename T>
