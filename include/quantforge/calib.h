@@ -54,11 +54,12 @@ enum class HessianKind {
   kBlockDiagonal,  // only the 16x16 diagonal blocks (local_hessian alone: 16 * dim doubles)
 };
 
-// Accumulates S = sum_t x_t x_t^T in double. Each product of two floats is exact in double, and
-// every element of S adds its terms in token order (one term per token, in the order the rows
-// arrived), so S is the same bit for bit however the tokens were split into batches and whatever
-// the thread count (threads split S's rows, never the token sum). Memory: kFull 8 * dim^2 bytes,
-// kBlockDiagonal 8 * 16 * ceil(dim / 16) * 16 bytes.
+// Accumulates S = sum_t x_t x_t^T in double (each product of two floats is exact in double).
+// kFull adds fixed chunks of 128 tokens, counted over the whole stream, with one BLAS product
+// each; kBlockDiagonal adds token by token. Either way the order of additions depends only on
+// the token stream, so S is the same bit for bit however the tokens were split into batches and
+// whatever the thread count (threads split S's rows, never the token sum). Memory: kFull
+// 8 * dim^2 bytes (+ a 128-row float buffer), kBlockDiagonal 8 * 16 * ceil(dim / 16) * 16 bytes.
 class HessianAccumulator {
  public:
   HessianAccumulator(int64_t dim, HessianKind kind);
@@ -78,8 +79,13 @@ class HessianAccumulator {
   int64_t dim_;
   int64_t padded_dim_;
   HessianKind kind_;
+  // S with the pending rows added (kFull).
+  std::vector<double> FullSum() const;
+
   int64_t num_tokens_ = 0;
   std::vector<double> sum_;  // kFull: upper triangle of [dim, dim]; else [num_blocks, 16, 16]
+  std::vector<float> pending_;  // kFull: rows of the chunk being filled, [128, dim]
+  int64_t num_pending_ = 0;
 };
 
 struct HessianCollectorOptions {

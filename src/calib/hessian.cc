@@ -1,13 +1,25 @@
 // Hessian collection (calib.h): HessianAccumulator sums x x^T over token rows in double, and
 // HessianCollector plugs one accumulator per Linear input site into the model's forward hooks.
 //
-// Why the sum is exact-order: a product of two binary32 values has at most 48 significant bits,
-// so it is exact in binary64; the only roundings are the additions, and every element of S adds
-// its terms one token at a time in arrival order. Batch boundaries therefore change nothing (the
-// sequence of additions is the same), and threads only split S's rows between them. Only the
-// upper triangle (i <= j) is accumulated, halving the work; the outputs mirror it.
+// Determinism. A product of two binary32 values has at most 48 significant bits, so it is exact
+// in binary64 (and an FMA rounds exactly as multiply-then-add would); only the additions round.
+//   kFull: the token stream is cut into chunks of kChunkTokens rows counted from the first token
+//     ever added, whatever the batches were (rows wait in `pending_` until a chunk is full). Each
+//     chunk is one BLAS product S[i0:i1, i0:] += Xc[:, i0:i1]^T Xc[:, i0:] per fixed tile of S's
+//     rows, single-threaded OpenBLAS, whose operation order depends only on the operand shapes.
+//     So the same tokens give the same bits for any batch split and any thread count. A partial
+//     last chunk is added when a result is asked for (on a copy: more tokens may follow).
+//     Cost: dim^2 / 2 multiply-adds per token at BLAS speed (an upper trapezoid per tile).
+//   kBlockDiagonal: plain loops, every element adding one term per token in arrival order.
+// Only the upper triangle (i <= j) is accumulated; the outputs mirror it.
+#include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "quantforge/calib.h"
 #include "quantforge/error.h"
@@ -16,11 +28,33 @@ namespace qf {
 namespace {
 
 constexpr int64_t kBlock = kNvfp4BlockSize;  // local_hessian's 16-column blocks
-// Rows of S per task in kFull mode: 16 rows of 8 * dim bytes stay in L2 for dim up to ~8k while
-// the token rows stream past. Fixed, so the split never depends on the thread count.
-constexpr int64_t kRowsPerTask = 16;
-// 16x16 blocks per task in kBlockDiagonal mode.
+// Tokens per BLAS chunk: K = 128 keeps the GEMM efficient; the buffer is 128 * dim floats.
+constexpr int64_t kChunkTokens = 128;
+// Rows of S per task (kFull): fixed, so the split never depends on the thread count.
+constexpr int64_t kRowsPerTask = 64;
+// 16x16 blocks per task (kBlockDiagonal).
 constexpr int64_t kBlocksPerTask = 64;
+
+void UseSingleThreadedBlas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// sum[i0:i1, i0:dim] += X^T X over `k` rows of x (row-major [k, dim]), tile by tile.
+void AddChunk(double* sum, const float* x, int64_t k, int64_t dim, ThreadPool* pool) {
+  std::vector<double> xd(static_cast<size_t>(k * dim));
+  for (int64_t i = 0; i < k * dim; ++i) xd[i] = x[i];
+  UseSingleThreadedBlas();
+  const Partition partition{static_cast<uint64_t>(dim), kRowsPerTask};
+  ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
+    const int64_t i0 = static_cast<int64_t>(partition.Begin(task));
+    const int64_t i1 = static_cast<int64_t>(partition.End(task));
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(i1 - i0),
+                static_cast<int>(dim - i0), static_cast<int>(k), 1.0, xd.data() + i0,
+                static_cast<int>(dim), xd.data() + i0, static_cast<int>(dim), 1.0,
+                sum + i0 * dim + i0, static_cast<int>(dim));
+  });
+}
 
 }  // namespace
 
@@ -30,6 +64,7 @@ HessianAccumulator::HessianAccumulator(int64_t dim, HessianKind kind)
   sum_.assign(kind == HessianKind::kFull ? static_cast<size_t>(dim * dim)
                                          : static_cast<size_t>(padded_dim_ * kBlock),
               0.0);
+  if (kind == HessianKind::kFull) pending_.resize(static_cast<size_t>(kChunkTokens * dim));
 }
 
 void HessianAccumulator::Add(const float* x, int64_t rows, int64_t ld, ThreadPool* pool,
@@ -52,19 +87,13 @@ void HessianAccumulator::Add(const float* x, int64_t rows, int64_t ld, ThreadPoo
   const int64_t dim = dim_;
   double* sum = sum_.data();
   if (kind_ == HessianKind::kFull) {
-    const Partition partition{static_cast<uint64_t>(dim), kRowsPerTask};
-    ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
-      const int64_t i0 = static_cast<int64_t>(partition.Begin(task));
-      const int64_t i1 = static_cast<int64_t>(partition.End(task));
-      for (int64_t t = 0; t < rows; ++t) {
-        const float* xt = x + t * ld;
-        for (int64_t i = i0; i < i1; ++i) {
-          const double a = xt[i];
-          double* s = sum + i * dim;
-          for (int64_t j = i; j < dim; ++j) s[j] += a * static_cast<double>(xt[j]);
-        }
+    for (int64_t t = 0; t < rows; ++t) {
+      std::memcpy(pending_.data() + num_pending_ * dim, x + t * ld, sizeof(float) * dim);
+      if (++num_pending_ == kChunkTokens) {
+        AddChunk(sum, pending_.data(), kChunkTokens, dim, pool);
+        num_pending_ = 0;
       }
-    });
+    }
   } else {
     const int64_t num_blocks = padded_dim_ / kBlock;
     const Partition partition{static_cast<uint64_t>(num_blocks), kBlocksPerTask};
@@ -86,19 +115,26 @@ void HessianAccumulator::Add(const float* x, int64_t rows, int64_t ld, ThreadPoo
   num_tokens_ += rows;
 }
 
+std::vector<double> HessianAccumulator::FullSum() const {
+  std::vector<double> sum = sum_;
+  if (num_pending_ > 0) AddChunk(sum.data(), pending_.data(), num_pending_, dim_, nullptr);
+  return sum;
+}
+
 Hessian HessianAccumulator::GptqHessian() const {
   if (kind_ != HessianKind::kFull) {
     throw Error("GPTQ needs the full Hessian; this site collected only its 16x16 diagonal blocks");
   }
   if (num_tokens_ == 0) throw Error("Hessian has no tokens; expected calibration data");
+  const std::vector<double> sum = FullSum();
   Hessian h;
   h.dim = dim_;
   h.num_tokens = num_tokens_;
-  h.matrix.resize(sum_.size());
+  h.matrix.resize(sum.size());
   const double n = static_cast<double>(num_tokens_);
   for (int64_t i = 0; i < dim_; ++i) {
     for (int64_t j = i; j < dim_; ++j) {
-      const double v = (2.0 * sum_[i * dim_ + j]) / n;  // * 2 is exact: one rounding
+      const double v = (2.0 * sum[i * dim_ + j]) / n;  // * 2 is exact: one rounding
       h.matrix[i * dim_ + j] = v;
       h.matrix[j * dim_ + i] = v;
     }
@@ -114,14 +150,15 @@ BlockHessians HessianAccumulator::LocalHessians() const {
   h.num_tokens = num_tokens_;
   h.blocks.assign(static_cast<size_t>(h.num_blocks * kBlock * kBlock), 0.0f);
   const double n = static_cast<double>(num_tokens_);
+  const std::vector<double> sum = kind_ == HessianKind::kFull ? FullSum() : sum_;
   for (int64_t b = 0; b < h.num_blocks; ++b) {
     const int64_t c0 = b * kBlock;
     const int64_t width = std::min(kBlock, dim_ - c0);
     float* out = h.blocks.data() + b * kBlock * kBlock;
     for (int64_t i = 0; i < width; ++i) {
       for (int64_t j = i; j < width; ++j) {
-        const double s = kind_ == HessianKind::kFull ? sum_[(c0 + i) * dim_ + (c0 + j)]
-                                                     : sum_[c0 * kBlock + i * kBlock + j];
+        const double s = kind_ == HessianKind::kFull ? sum[(c0 + i) * dim_ + (c0 + j)]
+                                                     : sum[c0 * kBlock + i * kBlock + j];
         const float v = static_cast<float>(s / n);
         out[i * kBlock + j] = v;
         out[j * kBlock + i] = v;
