@@ -15,18 +15,19 @@
 // sliding window, o_proj, SwiGLU (silu(gate) * up), down_proj, the final norm and lm_head (tied or
 // not). Weight gradients are never formed: AutoQuantize needs dL/dY and X only.
 //
-// Memory. This version holds the whole model (F32, lm_head copied from the embedding when tied)
+// Memory. Resident (the default): the whole F32 model (lm_head shares the embedding when tied)
 // and, per layer, the forward activations of all the batch's tokens: the residual stream before
 // each norm (2 x hidden), q|k|v after RoPE (QkvWidth), the attention context (heads x head_dim),
 // gate|up (2 x intermediate) and the SwiGLU output (intermediate), i.e.
 //   4 x tokens x (2 hidden + QkvWidth + heads x head_dim + 3 intermediate) bytes per layer,
 // released layer by layer as the backward sweep passes; plus one layer's backward temporaries
-// (about the same again), 4 x 64 x vocab bytes of logits and 16 x len^2 bytes of attention
-// scratch per worker (len: the longest sequence). A layer-by-layer (streaming) version would
-// keep only the residual stream entering each layer for all tokens (4 x tokens x hidden bytes
-// per layer), load one layer's weights at a time, and recompute that layer's activations from
-// its saved input during the backward sweep (gradient checkpointing), so one layer's weights
-// and activations are resident at any time.
+// (about as much again), 4 x 64 x vocab bytes of logits and 16 x len^2 bytes of attention
+// scratch per worker (len: the longest sequence).
+// Layer by layer (GradientOptions::layerwise): the embedding and lm_head, the residual stream
+// entering each layer for all tokens (4 x tokens x hidden bytes per layer), and one decoder
+// layer's weights and activations at a time. Each layer is loaded twice per Backward: in the
+// forward sweep, and in the backward sweep, where its activations are recomputed from its saved
+// input (gradient checkpointing). The results are bit-identical to the resident mode.
 //
 // Determinism: work is split by data size (never by thread count) and every reduction runs in a
 // fixed order, so the gradients and the visit order do not depend on the thread count.
@@ -63,14 +64,21 @@ struct GradResult {
   int64_t tokens = 0;  // predicted tokens: sum over sequences of (length - 1)
 };
 
+struct GradientOptions {
+  // Keep no decoder-layer weights resident: load each layer when a sweep reaches it (see
+  // "Memory" above). With Load, `weights` must then outlive the GradientModel.
+  bool layerwise = false;
+};
+
 class GradientModel {
  public:
-  // Loads and widens every weight (F32 / BF16 / F16), with the same checks and errors as
-  // qf::Model::Load. `pool` (may be null) runs the forward and backward passes.
+  // Loads and widens the weights (F32 / BF16 / F16) with the same checks, errors and values as
+  // qf::Model::Load (src/model/llama_layers.h). `pool` (may be null) runs both passes.
   static std::unique_ptr<GradientModel> Load(const ModelConfig& config, const WeightSource& weights,
-                                             ThreadPool* pool);
-  // LoadModelConfig(dir) + OpenCheckpointWeights(dir).
-  static std::unique_ptr<GradientModel> LoadDir(const std::filesystem::path& dir, ThreadPool* pool);
+                                             ThreadPool* pool, const GradientOptions& options = {});
+  // LoadModelConfig(dir) + OpenCheckpointWeights(dir); the model owns the checkpoint.
+  static std::unique_ptr<GradientModel> LoadDir(const std::filesystem::path& dir, ThreadPool* pool,
+                                                const GradientOptions& options = {});
 
   virtual ~GradientModel() = default;
   virtual const ModelConfig& config() const = 0;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "src/grad/linear_backward.h"
+#include "src/model/linear.h"
 
 namespace qf::grad {
 namespace {
@@ -27,11 +28,10 @@ double SoftmaxCrossEntropyRow(const float* logits, int64_t vocab, int32_t target
   return nll;
 }
 
-LossSum LmHeadLossBackward(const model::Linear& lm_head, const model::BatchLayout& batch,
-                           std::span<const int32_t> token_ids, const float* hidden, float* dhidden,
-                           ThreadPool* pool) {
-  const int64_t dim = lm_head.in_features;
-  const int64_t vocab = lm_head.out_features;
+LossSum LmHeadLossBackward(const float* lm_head, int64_t vocab, int64_t hidden_size,
+                           const model::BatchLayout& batch, std::span<const int32_t> token_ids,
+                           const float* hidden, float* dhidden, ThreadPool* pool) {
+  const int64_t dim = hidden_size;
   std::vector<float> logits(static_cast<size_t>(kLossRows * vocab));
   LossSum result;
   for (int64_t s = 0; s < batch.NumSequences(); ++s) {
@@ -41,13 +41,15 @@ LossSum LmHeadLossBackward(const model::Linear& lm_head, const model::BatchLayou
     std::fill(dhidden + (end - 1) * dim, dhidden + end * dim, 0.0f);
     for (int64_t row = begin; row < end - 1; row += kLossRows) {
       const int64_t rows = std::min(kLossRows, end - 1 - row);
-      lm_head.Forward(hidden + row * dim, dim, rows, logits.data(), vocab, pool);
+      model::ParallelGemmNT(pool, rows, vocab, dim, hidden + row * dim, dim, lm_head, dim,
+                            logits.data(), vocab);
       for (int64_t r = 0; r < rows; ++r) {
         float* z = logits.data() + r * vocab;
         result.loss += SoftmaxCrossEntropyRow(z, vocab, token_ids[row + r + 1], z);
       }
       result.tokens += rows;
-      LinearBackwardInput(lm_head, logits.data(), vocab, rows, dhidden + row * dim, dim, pool);
+      ParallelGemmNN(pool, rows, dim, vocab, logits.data(), vocab, lm_head, dhidden + row * dim,
+                     dim);
     }
   }
   return result;

@@ -8,7 +8,6 @@
 #include <span>
 
 #include "quantforge/thread_pool.h"
-#include "src/model/linear.h"
 #include "src/model/mixer.h"
 
 namespace qf::grad {
@@ -22,11 +21,12 @@ struct LossSum {
   int64_t tokens = 0;  // predicted tokens
 };
 
-// hidden[tokens, hidden] are the final-norm outputs; `token_ids` the batch's tokens concatenated
-// (the targets). dhidden[tokens, hidden] (overwritten) = dL/dhidden for L = the summed NLL.
+// lm_head[vocab, hidden_size] (the embedding when tied); hidden[tokens, hidden_size] are the
+// final-norm outputs; `token_ids` the batch's tokens concatenated
+// (the targets). dhidden[tokens, hidden_size] (overwritten) = dL/dhidden for L = the summed NLL.
 // Logits are formed kLossRows rows at a time, so memory is kLossRows x vocab floats.
-LossSum LmHeadLossBackward(const model::Linear& lm_head, const model::BatchLayout& batch,
-                           std::span<const int32_t> token_ids, const float* hidden, float* dhidden,
-                           ThreadPool* pool);
+LossSum LmHeadLossBackward(const float* lm_head, int64_t vocab, int64_t hidden_size,
+                           const model::BatchLayout& batch, std::span<const int32_t> token_ids,
+                           const float* hidden, float* dhidden, ThreadPool* pool);
 
 }  // namespace qf::grad

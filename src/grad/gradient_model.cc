@@ -1,9 +1,11 @@
-// GradientModel for the Llama family: a forward pass that keeps each layer's activations, the
-// loss head, then the backward sweep through the layers calling the visitor per Linear module
-// (quantforge/grad.h). Weights come from src/model's per-layer loaders, so they are the same F32
-// values qf::Model runs on.
+// GradientModel for the Llama family: a forward pass that keeps each layer's activations (or, layer
+// by layer, only each layer's input), the loss head, then the backward sweep through the layers
+// calling the visitor per Linear module (quantforge/grad.h). Weights come from src/model's
+// per-layer loaders, so they are the same F32 values qf::Model runs on.
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,24 +51,28 @@ struct LayerModules {
 
 class LlamaGradientModel final : public GradientModel {
  public:
-  LlamaGradientModel(const ModelConfig& config, const WeightSource& source, ThreadPool* pool)
-      : config_(config), pool_(pool) {
+  // `owned` (may be null) is the checkpoint LoadDir opened; `source` refers to it or to the
+  // caller's weights, which then outlive the model in layerwise mode.
+  LlamaGradientModel(const ModelConfig& config, const WeightSource& source,
+                     std::unique_ptr<WeightSource> owned, ThreadPool* pool,
+                     const GradientOptions& options)
+      : config_(config), pool_(pool), owned_source_(std::move(owned)) {
     model::UseSingleThreadedBlas();
-    const LoadOptions options;
     attention_ = model::LlamaAttentionShape(config);
     inv_freq_ = model::LlamaRopeInverseFrequencies(config);
     embed_ = model::LoadLlamaEmbedding(config, source);
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-      layers_.push_back(model::LoadLlamaLayerWeights(config, source, options, l));
+      if (!options.layerwise) layers_.push_back(LoadLayer(source, l));
       const std::string p = model::LlamaLayerPrefix(l);
       modules_.push_back({p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj",
                           p + "self_attn.o_proj", p + "mlp.gate_proj", p + "mlp.up_proj",
                           p + "mlp.down_proj"});
     }
+    if (options.layerwise) layer_source_ = &source;
     final_norm_ = model::LoadLlamaFinalNorm(config, source);
-    lm_head_.in_features = config.hidden_size;
-    lm_head_.out_features = config.vocab_size;
-    lm_head_.weight = model::LoadLlamaLmHead(config, source, options);
+    if (model::LlamaLmHeadIsSeparate(config, source, {})) {
+      lm_head_ = model::LoadLlamaLmHead(config, source, {});
+    }
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -86,28 +92,55 @@ class LlamaGradientModel final : public GradientModel {
       std::memcpy(x.data() + t * dim, embed_.data() + token_ids[t] * dim,
                   static_cast<size_t>(dim) * 4);
     }
-    std::vector<LayerActivations> acts(layers_.size());
-    for (size_t l = 0; l < layers_.size(); ++l) LayerForward(layout, rope, l, x, acts[l]);
+    const size_t num_layers = modules_.size();
+    std::vector<LayerActivations> acts(num_layers);
+    for (size_t l = 0; l < num_layers; ++l) {
+      std::optional<model::LlamaLayerWeights> loaded;
+      LayerForward(Layer(l, loaded), layout, rope, x, acts[l]);
+      // Layerwise: keep only the layer's input; the backward sweep recomputes the rest.
+      if (loaded) acts[l] = {std::move(acts[l].residual_in), {}, {}, {}, {}, {}};
+    }
 
     std::vector<float> final_hidden = Zeros(tokens * dim);
     final_norm_.Forward(x.data(), tokens, final_hidden.data(), pool_);
     std::vector<float> dfinal = Zeros(tokens * dim);
-    const LossSum loss =
-        LmHeadLossBackward(lm_head_, layout, token_ids, final_hidden.data(), dfinal.data(), pool_);
+    const float* head = lm_head_.size() != 0 ? lm_head_.data() : embed_.data();
+    const LossSum loss = LmHeadLossBackward(head, config_.vocab_size, dim, layout, token_ids,
+                                            final_hidden.data(), dfinal.data(), pool_);
     // dx: dL/d(residual stream), carried from the top of the stack down.
     std::vector<float> dx = Zeros(tokens * dim);
     RmsNormBackward(final_norm_, x.data(), tokens, dfinal.data(), dx.data(), pool_);
-    for (size_t l = layers_.size(); l-- > 0;) {
-      LayerBackward(layout, rope, l, acts[l], dx, visit);
+    for (size_t l = num_layers; l-- > 0;) {
+      std::optional<model::LlamaLayerWeights> loaded;
+      const model::LlamaLayerWeights& w = Layer(l, loaded);
+      if (loaded) {
+        // The same inputs and arithmetic as the forward sweep: bit-identical activations.
+        std::vector<float> residual = acts[l].residual_in;
+        LayerForward(w, layout, rope, residual, acts[l]);
+      }
+      LayerBackward(w, layout, rope, l, acts[l], dx, visit);
       acts[l] = {};  // released as the sweep passes
     }
     return {loss.loss, loss.tokens};
   }
 
  private:
-  void LayerForward(const model::BatchLayout& layout, const model::RopeTable& rope, size_t l,
-                    std::vector<float>& x, LayerActivations& a) const {
-    const model::LlamaLayerWeights& w = layers_[l];
+  model::LlamaLayerWeights LoadLayer(const WeightSource& source, int64_t l) const {
+    return model::LoadLlamaLayerWeights(config_, source, LoadOptions{}, l);
+  }
+
+  // Decoder layer l's weights: resident, or loaded into `loaded` (layerwise).
+  const model::LlamaLayerWeights& Layer(size_t l,
+                                        std::optional<model::LlamaLayerWeights>& loaded) const {
+    if (layer_source_ == nullptr) return layers_[l];
+    loaded.emplace(LoadLayer(*layer_source_, static_cast<int64_t>(l)));
+    return *loaded;
+  }
+
+  // x enters as the layer's input and leaves as its output.
+  void LayerForward(const model::LlamaLayerWeights& w, const model::BatchLayout& layout,
+                    const model::RopeTable& rope, std::vector<float>& x,
+                    LayerActivations& a) const {
     const int64_t tokens = layout.NumTokens();
     const int64_t dim = config_.hidden_size;
     const int64_t ld_qkv = attention_.QkvWidth();
@@ -140,10 +173,10 @@ class LlamaGradientModel final : public GradientModel {
   }
 
   // dx enters as dL/d(layer output) and leaves as dL/d(layer input).
-  void LayerBackward(const model::BatchLayout& layout, const model::RopeTable& rope, size_t l,
-                     const LayerActivations& a, std::vector<float>& dx,
+  void LayerBackward(const model::LlamaLayerWeights& w, const model::BatchLayout& layout,
+                     const model::RopeTable& rope, size_t l, const LayerActivations& a,
+                     std::vector<float>& dx,
                      const std::function<void(const LinearGradient&)>& visit) const {
-    const model::LlamaLayerWeights& w = layers_[l];
     const LayerModules& names = modules_[l];
     const int64_t layer = static_cast<int64_t>(l);
     const int64_t tokens = layout.NumTokens();
@@ -207,28 +240,34 @@ class LlamaGradientModel final : public GradientModel {
 
   ModelConfig config_;
   ThreadPool* pool_;
+  std::unique_ptr<WeightSource> owned_source_;  // LoadDir's checkpoint
+  const WeightSource* layer_source_ = nullptr;  // layerwise: where layers are loaded from
   model::AttentionShape attention_;
   std::vector<double> inv_freq_;
-  AlignedBuffer<float> embed_;  // [vocab, hidden]
-  std::vector<model::LlamaLayerWeights> layers_;
+  AlignedBuffer<float> embed_;                    // [vocab, hidden]
+  std::vector<model::LlamaLayerWeights> layers_;  // resident mode only
   std::vector<LayerModules> modules_;
   model::RmsNorm final_norm_;
-  model::Linear lm_head_;  // [vocab, hidden]; the embedding's values when tied
+  AlignedBuffer<float> lm_head_;  // [vocab, hidden]; empty when it is the embedding
 };
 
 }  // namespace
 }  // namespace grad
 
 std::unique_ptr<GradientModel> GradientModel::Load(const ModelConfig& config,
-                                                   const WeightSource& weights, ThreadPool* pool) {
-  return std::make_unique<grad::LlamaGradientModel>(config, weights, pool);
+                                                   const WeightSource& weights, ThreadPool* pool,
+                                                   const GradientOptions& options) {
+  return std::make_unique<grad::LlamaGradientModel>(config, weights, nullptr, pool, options);
 }
 
 std::unique_ptr<GradientModel> GradientModel::LoadDir(const std::filesystem::path& dir,
-                                                      ThreadPool* pool) {
+                                                      ThreadPool* pool,
+                                                      const GradientOptions& options) {
   const ModelConfig config = LoadModelConfig(dir);
-  const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(dir);
-  return Load(config, *weights, pool);
+  std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(dir);
+  const WeightSource& source = *weights;
+  return std::make_unique<grad::LlamaGradientModel>(config, source, std::move(weights), pool,
+                                                    options);
 }
 
 }  // namespace qf

@@ -9,9 +9,14 @@
 
 namespace qf::grad {
 
+// c[m, n] (row stride ldc, overwritten) = a[m, k] (row stride lda) times b[k, n] (dense), as
+// fixed tiles of C (model::kGemmTileRows x kGemmTileCols) of single-threaded BLAS on `pool`, so
+// the result does not depend on the thread count.
+void ParallelGemmNN(ThreadPool* pool, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                    const float* b, float* c, int64_t ldc);
+
 // dx[rows, in_features] (row stride ldx, overwritten) = dy[rows, out_features] (row stride ldy)
-// times linear.weight [out_features, in_features]. Tiles of C of a fixed size (model::
-// kGemmTileRows x kGemmTileCols) run on `pool`, so the result does not depend on the thread count.
+// times linear.weight [out_features, in_features] (ParallelGemmNN).
 void LinearBackwardInput(const model::Linear& linear, const float* dy, int64_t ldy, int64_t rows,
                          float* dx, int64_t ldx, ThreadPool* pool);
 

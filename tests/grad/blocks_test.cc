@@ -254,7 +254,8 @@ TEST(CrossEntropy, LmHeadLossMatchesFiniteDifferences) {
   };
   std::vector<float> dh(hidden.size(), 9.0f);
   ThreadPool pool(2);
-  const LossSum result = LmHeadLossBackward(head, layout, ids, hidden.data(), dh.data(), &pool);
+  const LossSum result = LmHeadLossBackward(head.weight.data(), kVocab, kHidden, layout, ids,
+                                            hidden.data(), dh.data(), &pool);
   EXPECT_EQ(result.tokens, 4 + 0 + 69);
   EXPECT_NEAR(result.loss, loss(ToDouble(hidden)), 1e-5 * result.loss);
   ExpectGradientsMatch(dh, NumericGradient(hidden, loss), "lm_head loss dhidden");

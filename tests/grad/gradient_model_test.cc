@@ -2,7 +2,8 @@
 // double-precision reference forward with an offset on that module's output (every element, on
 // tiny models: GQA, biases, tied embeddings, sliding window); module inputs against the
 // reference; the loss against qf::EvaluatePerplexity; visit order; thread-count independence;
-// errors; and the shared stories260K checkpoint when present.
+// layerwise against resident weights; errors; and the shared stories260K checkpoint when
+// present.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -156,6 +157,28 @@ TEST(GradientModel, SameBytesForAnyThreadCount) {
   }
 }
 
+TEST(GradientModel, LayerwiseIsBitIdenticalToResident) {
+  for (const bool tied : {false, true}) {
+    const ModelConfig config = grad_test::TinyConfig(3, tied, !tied, tied ? 5 : 0);
+    const InMemoryWeights weights = grad_test::TinyWeights(config, 500);
+    const auto seqs = RandomSequences({20, 1, 33}, config.vocab_size, 11);
+    ThreadPool pool(2);
+    const auto resident = GradientModel::Load(config, weights, &pool);
+    const auto layerwise = GradientModel::Load(config, weights, &pool, {.layerwise = true});
+    GradResult r1, r2;
+    const std::vector<Captured> g1 = RunBackward(*resident, seqs, &r1);
+    const std::vector<Captured> g2 = RunBackward(*layerwise, seqs, &r2);
+    EXPECT_EQ(std::memcmp(&r1.loss, &r2.loss, sizeof(double)), 0) << "tied " << tied;
+    ASSERT_EQ(g1.size(), g2.size());
+    for (size_t i = 0; i < g1.size(); ++i) {
+      EXPECT_EQ(g1[i].module, g2[i].module);
+      EXPECT_EQ(g1[i].input, g2[i].input) << g1[i].module;
+      EXPECT_EQ(g1[i].grad_output, g2[i].grad_output) << g1[i].module;
+      EXPECT_EQ(g1[i].weight, g2[i].weight) << g1[i].module;
+    }
+  }
+}
+
 TEST(GradientModel, RefusesBadBatches) {
   const ModelConfig config = grad_test::TinyConfig(1, false, false, 0);
   const InMemoryWeights weights = grad_test::TinyWeights(config, 400);
@@ -180,7 +203,8 @@ TEST(GradientModel, Stories260KLossEqualsEvaluatePerplexity) {
   if (!std::filesystem::exists(dir / "model.safetensors")) GTEST_SKIP() << dir << " not found";
   ThreadPool pool(2);
   const auto model = Model::LoadDir(dir, &pool);
-  const auto grad_model = GradientModel::LoadDir(dir, &pool);
+  // Layerwise from the checkpoint the model owns (LoadDir).
+  const auto grad_model = GradientModel::LoadDir(dir, &pool, {.layerwise = true});
   const auto seqs = RandomSequences({64, 64}, grad_model->config().vocab_size, 10);
   std::vector<int32_t> stream;
   for (const auto& s : seqs) stream.insert(stream.end(), s.begin(), s.end());

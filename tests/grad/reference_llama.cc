@@ -90,10 +90,12 @@ struct Forward {
                 bool has_bias) const {
     result->inputs[module] = x;
     const std::vector<float>& weight = w.Values(module + ".weight");
+    const std::vector<float> no_bias(static_cast<size_t>(out), 0.0f);
+    const std::vector<float>& bias = has_bias ? w.Values(module + ".bias") : no_bias;
     Matrix y(static_cast<size_t>(rows * out));
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t o = 0; o < out; ++o) {
-        double sum = has_bias ? w.Values(module + ".bias")[o] : 0.0;
+        double sum = bias[o];
         for (int64_t i = 0; i < in; ++i) sum += x[r * in + i] * weight[o * in + i];
         y[r * out + o] = sum;
       }
