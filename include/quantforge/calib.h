@@ -182,8 +182,9 @@ MxTensor GptqMx(std::span<const float> w, int64_t rows, int64_t cols, const Hess
                 MxScaleRule rule = MxScaleRule::kOcpFloor, ThreadPool* pool = nullptr,
                 GptqStats* stats = nullptr);
 
-// tr((W - Q) H (W - Q)^T) / rows: the layer output error GPTQ minimizes (with H = (2/n) X^T X it
-// is twice the mean squared output error per row), in double. w and q are [rows, cols].
+// tr((W - Q) H (W - Q)^T) / rows: the layer output error GPTQ minimizes, in double. With
+// H = (2/n) sum_t x_t x_t^T it is twice the mean over tokens and output rows of the squared
+// output error ((W - Q) x_t)_r^2. w and q are [rows, cols].
 double LayerOutputError(std::span<const float> w, std::span<const float> q, int64_t rows,
                         int64_t cols, const Hessian& h, ThreadPool* pool = nullptr);
 
