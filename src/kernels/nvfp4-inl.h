@@ -227,18 +227,36 @@ HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
 // reduction per block (about 2 shuffles per block instead of 5). The reduction tree is exactly
 // ReferenceBlockLoss's (level 1 adds elements i and i + 8, level 2 i and i + 4, level 3 i and
 // i + 2, level 4 the last pair), so sums stay bit-identical; max is exact in any order.
+//
+// Written in Highway ops, each the one instruction the tree needs, except level 2: it pairs the
+// 128-bit chunks 0 with 1 and 2 with 3 of two vectors at once (vshuff32x4 with the even and the
+// odd chunks), and Highway 1.0.3 has no two-source chunk shuffle; the emulations (a chunk swap by
+// TableLookupLanes, or ConcatLowerUpper, plus OddEvenBlocks) cost two more operations per pair of
+// vectors, in a kernel bound by shuffle throughput (one port). So that one shuffle stays an
+// intrinsic, in EvenOddChunks.
+
+using DF512 = hn::Full512<float>;
 
 template <bool kMax>
-HWY_INLINE __m512 CombinePairs(__m512 a, __m512 b) {
-  return kMax ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b);
+HWY_INLINE hn::Vec512<float> CombinePairs(hn::Vec512<float> a, hn::Vec512<float> b) {
+  return kMax ? hn::Max(a, b) : hn::Add(a, b);
 }
 
 // The E2M1 value of each code (0..15, bit 3 the sign; 0x8 is -0.0), exactly DecodeE2M1: one
-// table permute instead of rebuilding the value from the rounding.
+// table lookup instead of rebuilding the value from the rounding.
 HWY_INLINE hn::Vec512<float> DecodeE2M1AVX3(hn::Vec512<uint32_t> code) {
-  const __m512 table = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f,
-                                      -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
-  return hn::Vec512<float>{_mm512_permutexvar_ps(code.raw, table)};
+  const DF512 df;
+  HWY_ALIGN static constexpr float kTable[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,
+                                                 4.0f,  6.0f,  -0.0f, -0.5f, -1.0f, -1.5f,
+                                                 -2.0f, -3.0f, -4.0f, -6.0f};
+  return hn::TableLookupLanes(hn::Load(df, kTable), hn::IndicesFromVec(df, code));
+}
+
+// {a.chunk0, a.chunk2, b.chunk0, b.chunk2} and {a.chunk1, a.chunk3, b.chunk1, b.chunk3}.
+HWY_INLINE void EvenOddChunks(hn::Vec512<float> a, hn::Vec512<float> b, hn::Vec512<float>* even,
+                              hn::Vec512<float>* odd) {
+  *even = hn::Vec512<float>{_mm512_shuffle_f32x4(a.raw, b.raw, _MM_SHUFFLE(2, 0, 2, 0))};
+  *odd = hn::Vec512<float>{_mm512_shuffle_f32x4(a.raw, b.raw, _MM_SHUFFLE(3, 1, 3, 1))};
 }
 
 // w[m] holds blocks 2m (lanes 0-7) and 2m + 1 (lanes 8-15), each as 8 partial results whose
@@ -246,55 +264,66 @@ HWY_INLINE hn::Vec512<float> DecodeE2M1AVX3(hn::Vec512<uint32_t> code) {
 // Returns the 16 block results in the tree's lane order (lane 4c + k = block c + 4k); the
 // caller restores block order with ToBlockOrder (after combining two such results if needed).
 template <bool kMax>
-HWY_INLINE __m512 ReducePairs8(const __m512* w) {
-  __m512 z[4], t[2];
+HWY_INLINE hn::Vec512<float> ReducePairs8(const hn::Vec512<float>* w) {
+  const DF512 df;
+  const hn::Repartition<uint32_t, DF512> du;
+  const hn::Repartition<uint64_t, DF512> d64;
+  hn::Vec512<float> z[4], t[2];
   for (int m = 0; m < 4; ++m) {  // lane i + lane i + 4: z[m] holds blocks 4m .. 4m + 3, a chunk each
-    z[m] = CombinePairs<kMax>(_mm512_shuffle_f32x4(w[2 * m], w[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                              _mm512_shuffle_f32x4(w[2 * m], w[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    hn::Vec512<float> even, odd;
+    EvenOddChunks(w[2 * m], w[2 * m + 1], &even, &odd);
+    z[m] = CombinePairs<kMax>(even, odd);
   }
-  for (int m = 0; m < 2; ++m) {  // lane i + lane i + 2 within each chunk
-    t[m] = CombinePairs<kMax>(_mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm512_shuffle_ps(z[2 * m], z[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Lane i + lane i + 2 within each chunk: per chunk {a0, b0, a1, b1} + {a2, b2, a3, b3}.
+  for (int m = 0; m < 2; ++m) {
+    const auto a = hn::BitCast(du, z[2 * m]), b = hn::BitCast(du, z[2 * m + 1]);
+    t[m] = CombinePairs<kMax>(hn::BitCast(df, hn::InterleaveLower(du, a, b)),
+                              hn::BitCast(df, hn::InterleaveUpper(du, a, b)));
   }
-  return CombinePairs<kMax>(_mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                            _mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // The last pair: per chunk t0 = {A0, B0, A1, B1}, t1 = {C0, D0, C1, D1} as u64 halves
+  // {A0 B0 | C0 D0} + {A1 B1 | C1 D1}: the same block order as a two-source even/odd shuffle.
+  const auto a = hn::BitCast(d64, t[0]), b = hn::BitCast(d64, t[1]);
+  return CombinePairs<kMax>(hn::BitCast(df, hn::InterleaveLower(d64, a, b)),
+                            hn::BitCast(df, hn::InterleaveUpper(d64, a, b)));
 }
 
-HWY_INLINE __m512 ToBlockOrder(__m512 r) {
-  const __m512i block_order =
-      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  return _mm512_permutexvar_ps(block_order, r);
+HWY_INLINE hn::Vec512<float> ToBlockOrder(hn::Vec512<float> r) {
+  const DF512 df;
+  HWY_ALIGN static constexpr int32_t kBlockOrder[16] = {0, 4, 8,  12, 1, 5, 9,  13,
+                                                        2, 6, 10, 14, 3, 7, 11, 15};
+  return hn::TableLookupLanes(r, hn::SetTableIndices(df, kBlockOrder));
 }
 
 // v[j] holds the 16 values of block j; returns lane j = max (kMax) or tree sum of block j.
 template <bool kMax>
-HWY_INLINE __m512 ReduceBlocks16(const __m512* v) {
-  __m512 w[8];
+HWY_INLINE hn::Vec512<float> ReduceBlocks16(const hn::Vec512<float>* v) {
+  const DF512 df;
+  hn::Vec512<float> w[8];
   for (int m = 0; m < 8; ++m) {  // chunks 0, 1 with chunks 2, 3: e[i] + e[i + 8]
-    w[m] = CombinePairs<kMax>(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    w[m] = CombinePairs<kMax>(hn::ConcatLowerLower(df, v[2 * m + 1], v[2 * m]),
+                              hn::ConcatUpperUpper(df, v[2 * m + 1], v[2 * m]));
   }
   return ToBlockOrder(ReducePairs8<kMax>(w));
 }
 
-// One block (one vector): E2M1 codes packed into the returned 8 bytes; with kLoss also the
+// One block (one vector): E2M1 codes packed into 8 bytes at `codes`; with kLoss also the
 // squared errors of the block in *squared_error.
 template <bool kLoss>
-HWY_INLINE uint64_t EncodeBlockAVX3(hn::Vec512<float> x, float divisor, float s, float g,
-                                    hn::Vec512<float>* squared_error) {
-  const hn::Full512<float> df;
+HWY_INLINE void EncodeBlockAVX3(hn::Vec512<float> x, float divisor, float s, float g,
+                                uint8_t* HWY_RESTRICT codes, hn::Vec512<float>* squared_error) {
+  const DF512 df;
   const hn::Full512<uint64_t> d64;
+  const hn::Rebind<uint8_t, decltype(d64)> d8;
   const auto q = hn::Div(x, hn::Set(df, divisor));
   hn::Vec512<float> magnitude;  // unused: the value comes from the code
   const auto code32 = EncodeE2M1(df, q, &magnitude);
   const auto code = hn::BitCast(d64, code32);
-  const auto pairs = hn::Or(code, hn::ShiftRight<28>(code));
+  hn::StoreU(hn::TruncateTo(d8, hn::Or(code, hn::ShiftRight<28>(code))), d8, codes);
   if constexpr (kLoss) {
     const auto value = DecodeE2M1AVX3(code32);
     const auto e = hn::Sub(x, hn::Mul(hn::Mul(value, hn::Set(df, s)), hn::Set(df, g)));
     *squared_error = hn::Mul(e, e);
   }
-  return static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(pairs.raw)));
 }
 
 // Stores the low byte of each of 16 u32 lanes (block scale codes, candidate indices).
@@ -357,39 +386,35 @@ template <typename T>
 HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                                   size_t num_candidates, uint8_t* HWY_RESTRICT codes,
                                   uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
-  const hn::Full512<float> df;
-  hn::Vec512<float> x[kNvfp4Group];
-  __m512 v[kNvfp4Group];
+  const DF512 df;
+  const hn::Full512<uint32_t> du;
+  hn::Vec512<float> x[kNvfp4Group], v[kNvfp4Group];
   for (size_t j = 0; j < kNvfp4Group; ++j) {
     x[j] = LoadF32(df, in + j * kNvfp4Block);
-    v[j] = hn::Abs(x[j]).raw;
+    v[j] = hn::Abs(x[j]);
   }
   HWY_ALIGN float amax[kNvfp4Group];
-  _mm512_store_ps(amax, ReduceBlocks16<true>(v));
+  hn::Store(ReduceBlocks16<true>(v), df, amax);
   GroupScales group;
   if (num_candidates == 1) {
     ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[0], &group);
     for (size_t j = 0; j < kNvfp4Group; ++j) {
-      const uint64_t packed = EncodeBlockAVX3<false>(x[j], group.divisor[j], group.value[j],
-                                                     p.global_scale, nullptr);
-      std::memcpy(codes + j * 8, &packed, 8);
+      EncodeBlockAVX3<false>(x[j], group.divisor[j], group.value[j], p.global_scale,
+                             codes + j * 8, nullptr);
     }
-    StoreLowBytes(hn::Load(hn::Full512<uint32_t>(), group.code), scales);
+    StoreLowBytes(hn::Load(du, group.code), scales);
     if (chosen != nullptr) std::memset(chosen, 0, kNvfp4Group);
     return;
   }
   GroupBestAVX3 best;
-  HWY_ALIGN uint64_t candidate_codes[kNvfp4Group];
+  HWY_ALIGN uint8_t candidate_codes[kNvfp4Group * 8];
   for (size_t k = 0; k < num_candidates; ++k) {
     ComputeGroupScales(df, amax, p, p.candidates[k], &group);
-    hn::Vec512<float> e2[kNvfp4Group];
-    for (size_t j = 0; j < kNvfp4Group; ++j) {
-      candidate_codes[j] = EncodeBlockAVX3<true>(x[j], group.divisor[j], group.value[j],
-                                                 p.global_scale, &e2[j]);
-      v[j] = e2[j].raw;
+    for (size_t j = 0; j < kNvfp4Group; ++j) {  // v[j] becomes block j's squared errors
+      EncodeBlockAVX3<true>(x[j], group.divisor[j], group.value[j], p.global_scale,
+                            candidate_codes + j * 8, &v[j]);
     }
-    best.Update(k, hn::Vec512<float>{ReduceBlocks16<false>(v)}, group.code,
-                reinterpret_cast<const uint8_t*>(candidate_codes));
+    best.Update(k, ReduceBlocks16<false>(v), group.code, candidate_codes);
   }
   best.Store(codes, scales, chosen);
 }
@@ -403,50 +428,49 @@ HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelPar
 HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                                   size_t num_candidates, uint8_t* HWY_RESTRICT codes,
                                   uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
-  const hn::Full512<float> df;
+  const DF512 df;
   const hn::Full512<uint32_t> du;
+  const hn::Rebind<uint8_t, decltype(du)> d8;
   constexpr size_t kPairs = kNvfp4Group / 2;
-  hn::Vec512<float> even[kPairs], odd[kPairs];
-  __m512 w[kPairs];
+  hn::Vec512<float> even[kPairs], odd[kPairs], w[kPairs];
   const auto high_half = hn::Set(du, 0xFFFF0000u);
   for (size_t m = 0; m < kPairs; ++m) {
     const auto bits = hn::LoadU(du, reinterpret_cast<const uint32_t*>(in) + m * kNvfp4Block);
     even[m] = hn::BitCast(df, hn::ShiftLeft<16>(bits));
     odd[m] = hn::BitCast(df, hn::And(bits, high_half));
-    w[m] = hn::Max(hn::Abs(even[m]), hn::Abs(odd[m])).raw;
+    w[m] = hn::Max(hn::Abs(even[m]), hn::Abs(odd[m]));
   }
   HWY_ALIGN float amax[kNvfp4Group];
-  _mm512_store_ps(amax, ToBlockOrder(ReducePairs8<true>(w)));
+  hn::Store(ToBlockOrder(ReducePairs8<true>(w)), df, amax);
   GroupScales group;
-  const __m512i pair_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const auto pair_lanes = hn::ShiftRight<3>(hn::Iota(du, 0));  // 0 (lanes 0-7), 1 (lanes 8-15)
   const auto g = hn::Set(df, p.global_scale);
-  // Codes of pair m under the current candidate (16 bytes); with kLoss also squared errors.
-  const auto encode_pair = [&](size_t m, bool loss, __m512* e2_even, __m512* e2_odd) {
-    const __m512i lanes = _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(static_cast<int>(2 * m)));
-    const hn::Vec512<float> divisor{
-        _mm512_permutexvar_ps(lanes, _mm512_load_ps(group.divisor))};
+  // Codes of pair m under the current candidate (16 bytes at `out`); with `loss` also the
+  // squared errors.
+  const auto encode_pair = [&](size_t m, bool loss, uint8_t* HWY_RESTRICT out,
+                               hn::Vec512<float>* e2_even, hn::Vec512<float>* e2_odd) {
+    const auto lanes =
+        hn::IndicesFromVec(df, hn::Add(pair_lanes, hn::Set(du, static_cast<uint32_t>(2 * m))));
+    const auto divisor = hn::TableLookupLanes(hn::Load(df, group.divisor), lanes);
     const auto q_even = hn::Div(even[m], divisor);
     const auto q_odd = hn::Div(odd[m], divisor);
     hn::Vec512<float> mag_even, mag_odd;
     const auto code_even = EncodeE2M1(df, q_even, &mag_even);
     const auto code_odd = EncodeE2M1(df, q_odd, &mag_odd);
     if (loss) {
-      const hn::Vec512<float> s{_mm512_permutexvar_ps(lanes, _mm512_load_ps(group.value))};
+      const auto s = hn::TableLookupLanes(hn::Load(df, group.value), lanes);
       const auto v_even = DecodeE2M1AVX3(code_even);
       const auto v_odd = DecodeE2M1AVX3(code_odd);
       const auto err_even = hn::Sub(even[m], hn::Mul(hn::Mul(v_even, s), g));
       const auto err_odd = hn::Sub(odd[m], hn::Mul(hn::Mul(v_odd, s), g));
-      *e2_even = hn::Mul(err_even, err_even).raw;
-      *e2_odd = hn::Mul(err_odd, err_odd).raw;
+      *e2_even = hn::Mul(err_even, err_even);
+      *e2_odd = hn::Mul(err_odd, err_odd);
     }
-    return _mm512_cvtepi32_epi8(hn::Or(code_even, hn::ShiftLeft<4>(code_odd)).raw);
+    hn::StoreU(hn::TruncateTo(d8, hn::Or(code_even, hn::ShiftLeft<4>(code_odd))), d8, out);
   };
   if (num_candidates == 1) {
     ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[0], &group);
-    for (size_t m = 0; m < kPairs; ++m) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + m * 16),
-                       encode_pair(m, false, nullptr, nullptr));
-    }
+    for (size_t m = 0; m < kPairs; ++m) encode_pair(m, false, codes + m * 16, nullptr, nullptr);
     StoreLowBytes(hn::Load(du, group.code), scales);
     if (chosen != nullptr) std::memset(chosen, 0, kNvfp4Group);
     return;
@@ -455,14 +479,13 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
   HWY_ALIGN uint8_t candidate_codes[kNvfp4Group * 8];
   for (size_t k = 0; k < num_candidates; ++k) {
     ComputeGroupScales(df, amax, p, p.candidates[k], &group);
-    __m512 e2_even[kPairs], e2_odd[kPairs];
+    hn::Vec512<float> e2_even[kPairs], e2_odd[kPairs];
     for (size_t m = 0; m < kPairs; ++m) {
-      _mm_store_si128(reinterpret_cast<__m128i*>(candidate_codes + m * 16),
-                      encode_pair(m, true, &e2_even[m], &e2_odd[m]));
+      encode_pair(m, true, candidate_codes + m * 16, &e2_even[m], &e2_odd[m]);
     }
-    const __m512 loss =
-        ToBlockOrder(_mm512_add_ps(ReducePairs8<false>(e2_even), ReducePairs8<false>(e2_odd)));
-    best.Update(k, hn::Vec512<float>{loss}, group.code, candidate_codes);
+    const auto loss =
+        ToBlockOrder(hn::Add(ReducePairs8<false>(e2_even), ReducePairs8<false>(e2_odd)));
+    best.Update(k, loss, group.code, candidate_codes);
   }
   best.Store(codes, scales, chosen);
 }
