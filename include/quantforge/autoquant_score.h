@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "quantforge/grad.h"
 #include "quantforge/model.h"
 #include "quantforge/thread_pool.h"
+#include "quantforge/tokenizer.h"
 
 namespace qf {
 
@@ -72,5 +74,38 @@ ScoreTable GradientScores(const GradientModel& model, const WeightSource& weight
                           std::span<const DecisionGroup> groups,
                           const std::vector<std::vector<int32_t>>& sequences, ThreadPool* pool,
                           const ScoreOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// One scoring run over a checkpoint directory: what `quantforge autoquant` and `sweep` share.
+
+struct ScoringInputs {
+  std::filesystem::path model;      // Hugging Face checkpoint directory
+  std::filesystem::path calib;      // text, JSONL "text" or JSONL "input_ids"
+  std::filesystem::path tokenizer;  // empty: found in the model directory
+  std::string formats = "nvfp4,fp8,none";
+  int64_t calib_samples = 64;  // sequences, clipped to the data
+  int64_t seq_len = 256;       // tokens per sequence (BOS included), clipped to the context
+  int64_t batch_tokens = 2048;
+  std::function<void(const ScoreProgress&)> progress;
+};
+
+struct ScoredModel {
+  std::vector<DecisionGroup> groups;
+  ScoreTable raw_scores;  // GradientScores as measured
+  ScoreTable scores;      // made monotone (what the solver sees)
+  int64_t num_sequences = 0;
+  int64_t seq_len = 0;
+  std::optional<int32_t> bos_id;
+  double seconds = 0.0;
+};
+
+// Groups, tokenizer, calibration sequences, GradientModel and scores. Throws qf::Error naming
+// the file on a missing model, tokenizer or calibration text.
+ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool);
+
+// The tokenizer for `model` (`path` when given, else found in the model directory); null when
+// none is found and `required` is false.
+std::unique_ptr<Tokenizer> LoadModelTokenizer(const std::filesystem::path& model,
+                                              const std::filesystem::path& path, bool required);
 
 }  // namespace qf

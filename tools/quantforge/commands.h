@@ -27,5 +27,6 @@ Action RegisterGenerate(CLI::App& app);
 Action RegisterInspect(CLI::App& app);
 Action RegisterCompare(CLI::App& app);
 Action RegisterQuantize(CLI::App& app);
+Action RegisterAutoquant(CLI::App& app);
 
 }  // namespace qf::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add(qf::cli::RegisterEval(app));
   add(qf::cli::RegisterGenerate(app));
   add(qf::cli::RegisterInspect(app));
+  add(qf::cli::RegisterAutoquant(app));
 
   try {
     app.parse(argc, argv);
