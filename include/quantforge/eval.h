@@ -166,7 +166,7 @@ struct KvQuantization {
 };
 
 struct QuantizationScheme {
-  std::string layout = "none";  // "modelopt", "compressed-tensors" or "none"
+  std::string layout = "none";                        // "modelopt", "compressed-tensors" or "none"
   std::map<std::string, LinearQuantization> linears;  // module prefix -> (quantized ones only)
   std::map<std::string, KvQuantization> kv;  // attention prefix ("model.layers.0.self_attn")
 

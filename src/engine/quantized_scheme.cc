@@ -106,8 +106,18 @@ std::optional<Declared> ModelOptDeclared(const ModelOptConfig& config, const std
 }
 
 // ---- compressed-tensors: config_groups with targets ("Linear", exact names, "re:" regexes).
-bool CtTargetMatches(const std::string& target, const std::string& module) {
-  if (target.rfind("re:", 0) == 0) return std::regex_match(module, std::regex(target.substr(3)));
+// "re:" targets match as Python's re.match does (anchored at the start only), the way
+// compressed-tensors' is_match applies them.
+bool CtTargetMatches(const std::string& target, const std::string& module,
+                     const std::string& path) {
+  if (target.rfind("re:", 0) == 0) {
+    try {
+      return std::regex_search(module, std::regex(target.substr(3)),
+                               std::regex_constants::match_continuous);
+    } catch (const std::regex_error&) {
+      throw Error("target '" + target + "' is not a valid regular expression", {.path = path});
+    }
+  }
   return target == module || target == "Linear";
 }
 
@@ -116,7 +126,7 @@ std::optional<Declared> CtDeclared(const Json& qc, const std::string& module,
   if (qc.contains("ignore") && qc["ignore"].is_array()) {
     for (const Json& t : qc["ignore"]) {
       if (t.is_string() && t.get<std::string>() != "Linear" &&
-          CtTargetMatches(t.get<std::string>(), module)) {
+          CtTargetMatches(t.get<std::string>(), module, path)) {
         return std::nullopt;
       }
     }
@@ -127,7 +137,7 @@ std::optional<Declared> CtDeclared(const Json& qc, const std::string& module,
   for (const auto& [group_name, group] : qc["config_groups"].items()) {
     bool matches = false;
     for (const Json& t : group.value("targets", Json::array())) {
-      matches = matches || (t.is_string() && CtTargetMatches(t.get<std::string>(), module));
+      matches = matches || (t.is_string() && CtTargetMatches(t.get<std::string>(), module, path));
     }
     if (!matches) continue;
     const ErrorContext where{.path = path, .tensor = module};
@@ -276,11 +286,10 @@ QuantizationScheme ReadScheme(const std::filesystem::path& dir, const Checkpoint
     if (!name.ends_with(".weight_scale")) continue;
     const std::string module = name.substr(0, name.size() - strlen(".weight_scale"));
     if (scheme.layout == "none") {
-      throw Error("quantized tensor in a checkpoint without quantization_config",
-                  {dir_name, name});
+      throw Error("quantized tensor in a checkpoint without quantization_config", {dir_name, name});
     }
-    const std::optional<Declared> declared = modelopt ? ModelOptDeclared(*modelopt, module, qc_path)
-                                                      : CtDeclared(qc, module, qc_path);
+    const std::optional<Declared> declared =
+        modelopt ? ModelOptDeclared(*modelopt, module, qc_path) : CtDeclared(qc, module, qc_path);
     if (!declared) {
       throw Error("module is quantized but the config excludes it (or does not list it)",
                   {qc_path, module});
@@ -296,7 +305,8 @@ QuantizationScheme ReadScheme(const std::filesystem::path& dir, const Checkpoint
     linear.input.kind = declared->input;
     const bool ct = scheme.layout == "compressed-tensors";
     if (linear.input.kind == InputQuantKind::kNvfp4) {
-      const float s = ReadPositiveScalar(ckpt, module + (ct ? ".input_global_scale" : ".input_scale"));
+      const float s =
+          ReadPositiveScalar(ckpt, module + (ct ? ".input_global_scale" : ".input_scale"));
       // compressed-tensors stores the divisor; vLLM inverts it in F32 at load.
       linear.input.input_scale = ct ? 1.0f / s : s;
     } else if (linear.input.kind == InputQuantKind::kFp8Static) {
@@ -329,9 +339,10 @@ QuantizationScheme ReadScheme(const std::filesystem::path& dir, const Checkpoint
       scheme.kv.emplace(attn, kv);
     }
     if (missing > 0) {
-      log::Warn("{}: FP8 KV cache declared but {} k_scale / v_scale tensors missing; using 1.0 "
-                "for them, as vLLM does",
-                dir_name, missing);
+      log::Warn(
+          "{}: FP8 KV cache declared but {} k_scale / v_scale tensors missing; using 1.0 "
+          "for them, as vLLM does",
+          dir_name, missing);
     }
   }
   return scheme;

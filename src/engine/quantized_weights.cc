@@ -90,8 +90,9 @@ class QuantizedWeights final : public WeightSource {
         t.cols = t.padded_cols = cols;
         t.codes = Bytes(codes_name, DType::kU8, codes.shape);
         t.block_scales = Bytes(scale_name, DType::kF8E4M3, {rows, cols / kNvfp4BlockSize});
-        t.global_scale = ct ? 1.0f / engine::ReadPositiveScalar(ckpt_, module + ".weight_global_scale")
-                            : engine::ReadPositiveScalar(ckpt_, module + ".weight_scale_2");
+        t.global_scale =
+            ct ? 1.0f / engine::ReadPositiveScalar(ckpt_, module + ".weight_global_scale")
+               : engine::ReadPositiveScalar(ckpt_, module + ".weight_scale_2");
         shape = {rows, cols};
         out.resize(static_cast<size_t>(rows * cols));
         DequantizeNvfp4(t, out, pool_);

@@ -87,8 +87,8 @@ std::string QuantizationScheme::Summary() const {
   std::vector<std::pair<std::string, int64_t>> counts;  // label, modules; first appearance order
   for (const auto& [module, q] : linears) {
     const std::string label = Label(q);
-    auto it = std::find_if(counts.begin(), counts.end(),
-                           [&](const auto& c) { return c.first == label; });
+    auto it =
+        std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == label; });
     if (it == counts.end()) {
       counts.emplace_back(label, 1);
     } else {
@@ -136,9 +136,10 @@ InputQuantizer ResolveInputQuantizer(const QuantizationScheme& scheme,
     throw Error("fused modules mix quantized and unquantized inputs", {.tensor = modules[0]});
   }
   if (scales_differ) {
-    log::Warn("{} ... share one input but their input_scale differ; using the max {} (vLLM does "
-              "the same)",
-              modules[0], resolved->input_scale);
+    log::Warn(
+        "{} ... share one input but their input_scale differ; using the max {} (vLLM does "
+        "the same)",
+        modules[0], resolved->input_scale);
   }
   return *resolved;
 }
@@ -171,8 +172,8 @@ void FakeQuantFp8PerToken(float* x, int64_t n) {
   FakeQuantFp8(x, n, amax / kE4M3Max);
 }
 
-void SimulationHooks::OnActivation(const ActivationSite& site, float* x, int64_t rows,
-                                   int64_t cols, int64_t ld) {
+void SimulationHooks::OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
+                                   int64_t ld) {
   if (site.modules.empty()) return;
   if (site.kind != ActivationKind::kLinearInput) {
     // "model.layers.0.self_attn.k_proj" -> "model.layers.0.self_attn".

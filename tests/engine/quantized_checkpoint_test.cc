@@ -25,8 +25,8 @@ namespace fs = std::filesystem;
 
 const fs::path& Root() {
   static const fs::path root = [] {
-    const fs::path dir = fs::temp_directory_path() /
-                         ("qf_engine_quantized_" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("qf_engine_quantized_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir / "orig");
     return dir;
@@ -56,8 +56,8 @@ class QuantizedCheckpointTest : public ::testing::Test {
     std::ofstream calib(Root() / "calib.jsonl");
     const std::vector<int32_t> tokens = Stream();
     for (size_t i = 0; i < tokens.size(); i += 64) {
-      calib << nlohmann::json{{"input_ids", std::vector<int32_t>(tokens.begin() + i,
-                                                                   tokens.begin() + i + 64)}}
+      calib << nlohmann::json{{"input_ids",
+                               std::vector<int32_t>(tokens.begin() + i, tokens.begin() + i + 64)}}
                    .dump()
             << "\n";
     }
@@ -81,6 +81,25 @@ class QuantizedCheckpointTest : public ::testing::Test {
     make("w4a16_mo", "W4A16_NVFP4_CFG", ExportFormat::kModelOpt, false);
     make("fp8_mo", "FP8_DEFAULT_CFG", ExportFormat::kModelOpt, true);
     make("fp8_ct", "FP8_DEFAULT_CFG", ExportFormat::kCompressedTensors, true);
+    // MIXED_PRECISION: NVFP4 W4A4 MLPs, FP8 W8A8 attention (a user recipe over the built-in
+    // numerics units).
+    std::ofstream(Root() / "mixed.yaml") << R"(imports:
+  base_disable_all: configs/ptq/units/base_disable_all
+  default_disabled_quantizers: configs/ptq/units/default_disabled_quantizers
+  nvfp4: configs/numerics/nvfp4
+  fp8: configs/numerics/fp8
+algorithm: max
+quant_cfg:
+  - $import: base_disable_all
+  - {quantizer_name: '*mlp*weight_quantizer', cfg: {$import: nvfp4}}
+  - {quantizer_name: '*mlp*input_quantizer', cfg: {$import: nvfp4}}
+  - {quantizer_name: '*self_attn*weight_quantizer', cfg: {$import: fp8}}
+  - {quantizer_name: '*self_attn*input_quantizer', cfg: {$import: fp8}}
+  - $import: default_disabled_quantizers
+)";
+    const std::string mixed = (Root() / "mixed.yaml").string();
+    make("mixed_mo", mixed.c_str(), ExportFormat::kModelOpt, true);
+    make("mixed_ct", mixed.c_str(), ExportFormat::kCompressedTensors, true);
   }
   static void TearDownTestSuite() { fs::remove_all(Root()); }
 };
@@ -237,6 +256,36 @@ TEST_F(QuantizedCheckpointTest, WeightsEqualDequantizationOfWhatWasWritten) {
   }
 }
 
+TEST_F(QuantizedCheckpointTest, MixedPrecisionPerLayer) {
+  const auto nvfp4 = InMemoryNvfp4();
+  const auto fp8 = InMemoryDequantized(false);
+  for (const char* dir : {"mixed_mo", "mixed_ct"}) {
+    const bool ct = std::string(dir) == "mixed_ct";
+    const QuantizedCheckpoint q = OpenQuantizedCheckpoint(Root() / dir, &Pool());
+    EXPECT_EQ(q.scheme.Summary(),
+              "mixed: 6 x NVFP4 W4A4 (weights + activations); 8 x FP8 W8A8 (weights + static "
+              "per-tensor activations)")
+        << dir;
+    const Checkpoint raw = Checkpoint::Open(Root() / dir);
+    ASSERT_EQ(q.scheme.linears.size(), 14u);
+    for (const auto& [module, linear] : q.scheme.linears) {
+      const std::string name = module + ".weight";
+      const bool mlp = module.find(".mlp.") != std::string::npos;
+      EXPECT_EQ(linear.input.kind, mlp ? InputQuantKind::kNvfp4 : InputQuantKind::kFp8Static);
+      std::vector<float> expected;
+      if (mlp) {
+        Nvfp4Tensor t = nvfp4.at(name);
+        if (ct) t.global_scale = 1.0f / RawScalar(raw, module + ".weight_global_scale");
+        expected = Dequantized(t);
+      } else {
+        expected = fp8.at(name);
+      }
+      EXPECT_EQ(CountBitMismatches(expected, Loaded(*q.weights, name), name + " " + dir), 0);
+      if (!mlp) EXPECT_EQ(linear.input.input_scale, RawScalar(raw, module + ".input_scale"));
+    }
+  }
+}
+
 EvalOptions SmallEval() {
   EvalOptions options;
   options.seq_len = 64;
@@ -282,7 +331,8 @@ TEST_F(QuantizedCheckpointTest, Nvfp4EvalEqualsInMemorySimulationOfTheOriginal) 
   const Checkpoint raw = Checkpoint::Open(Root() / "nvfp4_mo");
   for (const auto& [name, values] : nvfp4) {
     const std::string module = name.substr(0, name.size() - 7);
-    scheme.linears[module] = {"NVFP4", StoredWeightFormat::kNvfp4,
+    scheme.linears[module] = {"NVFP4",
+                              StoredWeightFormat::kNvfp4,
                               {InputQuantKind::kNvfp4, RawScalar(raw, module + ".input_scale")}};
   }
   for (const char* attn : {"model.layers.0.self_attn", "model.layers.1.self_attn"}) {
@@ -338,9 +388,8 @@ std::string ErrorOf(const fs::path& dir) {
 }
 
 TEST_F(QuantizedCheckpointTest, MalformedMetadataIsRefused) {
-  std::string e = ErrorOf(Tampered("nvfp4_mo", "bad1", "hf_quant_config.json", [](auto& j) {
-    j["quantization"]["quant_algo"] = "INT4_AWQ";
-  }));
+  std::string e = ErrorOf(Tampered("nvfp4_mo", "bad1", "hf_quant_config.json",
+                                   [](auto& j) { j["quantization"]["quant_algo"] = "INT4_AWQ"; }));
   EXPECT_NE(e.find("hf_quant_config.json"), std::string::npos) << e;
   EXPECT_NE(e.find("'INT4_AWQ' is not simulated"), std::string::npos) << e;
   e = ErrorOf(Tampered("nvfp4_mo", "bad2", "hf_quant_config.json",

@@ -22,7 +22,8 @@ std::vector<double> E4M3Values() {
   std::vector<double> values;
   for (int code = 0; code < 0x7F; ++code) {
     const int e = code >> 3, m = code & 7;
-    values.push_back(e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7));
+    values.push_back(e == 0 ? m / 8.0 * std::ldexp(1.0, -6)
+                            : (1 + m / 8.0) * std::ldexp(1.0, e - 7));
   }
   return values;
 }
@@ -90,8 +91,8 @@ std::vector<float> TestRow(uint32_t seed, int64_t n) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(n));
   for (float& v : x) v = normal(rng);
-  for (int i = 0; i < n / 20; ++i) x[rng() % n] *= 30.0f;   // outliers past the global amax
-  std::fill(x.begin() + 16, x.begin() + 32, 0.0f);          // zero block
+  for (int i = 0; i < n / 20; ++i) x[rng() % n] *= 30.0f;    // outliers past the global amax
+  std::fill(x.begin() + 16, x.begin() + 32, 0.0f);           // zero block
   for (int i = 32; i < 48; ++i) x[i] = normal(rng) * 1e-7f;  // tiny block
   x[48] = -0.0f;
   return x;
@@ -173,20 +174,30 @@ TEST(Simulate, HooksQuantizeEachSiteAsTheSchemeSays) {
     }
     ExpectSameBits(x, expected, y, what);
   };
-  expect_rows(run(ActivationKind::kLinearInput, qkv),
-              [](const std::vector<float>& r) { return RefNvfp4(r, 2.0f / 2688.0f); }, "qkv");
-  expect_rows(run(ActivationKind::kLinearInput, down), [](std::vector<float> r) {
-    for (float& a : r) a = RefE4M3(a / (0.5f / 448.0f)) * (0.5f / 448.0f);
-    return r;
-  }, "down");
-  expect_rows(run(ActivationKind::kKey, k), [](std::vector<float> r) {
-    for (float& a : r) a = RefE4M3(a / 0.25f) * 0.25f;
-    return r;
-  }, "k");
-  expect_rows(run(ActivationKind::kValue, v), [](std::vector<float> r) {
-    for (float& a : r) a = RefE4M3(a / 0.125f) * 0.125f;
-    return r;
-  }, "v");
+  expect_rows(
+      run(ActivationKind::kLinearInput, qkv),
+      [](const std::vector<float>& r) { return RefNvfp4(r, 2.0f / 2688.0f); }, "qkv");
+  expect_rows(
+      run(ActivationKind::kLinearInput, down),
+      [](std::vector<float> r) {
+        for (float& a : r) a = RefE4M3(a / (0.5f / 448.0f)) * (0.5f / 448.0f);
+        return r;
+      },
+      "down");
+  expect_rows(
+      run(ActivationKind::kKey, k),
+      [](std::vector<float> r) {
+        for (float& a : r) a = RefE4M3(a / 0.25f) * 0.25f;
+        return r;
+      },
+      "k");
+  expect_rows(
+      run(ActivationKind::kValue, v),
+      [](std::vector<float> r) {
+        for (float& a : r) a = RefE4M3(a / 0.125f) * 0.125f;
+        return r;
+      },
+      "v");
   EXPECT_EQ(run(ActivationKind::kLinearInput, o), x);  // o_proj not quantized: untouched
 }
 

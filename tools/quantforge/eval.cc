@@ -13,8 +13,8 @@
 
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "quantforge/error.h"
 #include "quantforge/model.h"
@@ -127,10 +127,9 @@ int RunEval(const EvalFlags& flags, Context& context) {
       result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0.0;
   fmt::print("model      {}\ndata       {} ({} data tokens, {} documents)\n", flags.model_dir,
              flags.data_path, data.tokens.size(), data.num_documents);
-  const std::string simulated =
-      scheme.IsQuantized() ? fmt::format("{} ({} layout), simulated", scheme.Summary(),
-                                         scheme.layout)
-                           : "none";
+  const std::string simulated = scheme.IsQuantized() ? fmt::format("{} ({} layout), simulated",
+                                                                   scheme.Summary(), scheme.layout)
+                                                     : "none";
   fmt::print("quantized  {}\n", simulated);
   fmt::print("weights    {}\n", flags.fake_quant_weights == "none"
                                     ? "as stored"
