@@ -9,7 +9,7 @@
 // whole-tensor call (the unit the pipeline calls), and the table needs ratios between rows.
 //
 //   quant_throughput_bench [--rows 16384] [--cols 32768] [--reps 3] [--slow-rows 1024]
-//                          [--ref-rows 256] [--ref-slow-rows 16] [--seed 0]
+//                          [--ref-rows 256] [--ref-slow-rows 16] [--seed 0] [--nvfp4-only 0]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +39,7 @@ struct Flags {
   int64_t ref_rows = 256;      // slice for the scalar references
   int64_t ref_slow_rows = 16;  // slice for the scalar MSE references
   uint64_t seed = 0;
+  bool nvfp4_only = false;  // skip MX and FP8 (for iterating on the NVFP4 kernels)
 };
 
 double ThreadCpuSeconds() {
@@ -176,6 +177,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.ref_slow_rows = value;
     else if (key == "--seed")
       flags.seed = static_cast<uint64_t>(value);
+    else if (key == "--nvfp4-only")
+      flags.nvfp4_only = value != 0;
     else {
       std::fprintf(stderr, "unknown flag %s\n", key.c_str());
       std::exit(2);
@@ -254,6 +257,7 @@ int Main(int argc, char** argv) {
   nvfp4("four_over_six", o, flags.rows, flags.ref_rows);
   for (const auto& [label, element] :
        {std::pair{"MXFP4", MxElement::kE2M1}, std::pair{"MXFP8", MxElement::kE4M3}}) {
+    if (flags.nvfp4_only) break;
     entries.push_back({label, "ocp_floor", flags.rows, flags.ref_rows,
                        [element](const TensorView& v, ThreadPool* p) {
                          QuantizeMx(v, element, MxScaleRule::kOcpFloor, p);
@@ -265,6 +269,7 @@ int Main(int argc, char** argv) {
   }
   for (const auto& [label, gran] : {std::pair{"per_tensor", Fp8Granularity::kPerTensor},
                                     std::pair{"per_channel", Fp8Granularity::kPerChannel}}) {
+    if (flags.nvfp4_only) break;
     entries.push_back(
         {"FP8", label, flags.rows, flags.ref_rows,
          [gran](const TensorView& v, ThreadPool* p) { QuantizeFp8(v, gran, std::nullopt, p); },

@@ -3,8 +3,9 @@
 // Highway block kernels (src/kernels/nvfp4_kernels.h). The arithmetic is specified by
 // nvfp4_reference.cc, which these results equal byte for byte.
 //
-// Two passes over the input: TensorAmax (validation: empty, NaN / Inf with the first index; the
-// global amax, which every block scale depends on), then the block kernels. Work is split into
+// Two passes over the input: the amax scan (validation: empty, NaN / Inf with the first index; the
+// global amax, which every block scale depends on; overlapped with the outputs' allocation), then
+// the block kernels. Work is split into
 // tasks of kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size
 // that depends on the data only, and every block is computed on its own, so the bytes do not
 // depend on the thread count.
@@ -54,6 +55,35 @@ void ResizeOutput(std::vector<uint8_t>& v, size_t n) {
   }
 #endif
   v.resize(n);
+}
+
+// The global amax scan (validation, and every block scale depends on it) and the outputs'
+// allocation are independent, and the allocation is a serial zero-fill of fresh pages (a fifth
+// of a 2-thread max call on 1 GiB of BF16, even with huge pages), so they run in one parallel
+// region: task 0 sizes the outputs while the other tasks scan fixed chunks of
+// kScanChunkElements, TensorAmax's chunks. Returns the amax; a NaN / Inf makes TensorAmax rescan
+// and throw its error (with the first bad index).
+float ScanAndAllocate(const TensorView& tensor, int64_t num_blocks, bool searched,
+                      Nvfp4Tensor* out, ThreadPool* pool) {
+  const Partition scan{static_cast<uint64_t>(tensor.NumElements()),
+                       static_cast<uint64_t>(kScanChunkElements)};
+  std::vector<AmaxResult> partial(scan.NumTasks());
+  ParallelFor(pool, scan.NumTasks() + 1, [&](uint64_t task, size_t) {
+    if (task == 0) {
+      ResizeOutput(out->codes, static_cast<size_t>(num_blocks * 8));
+      ResizeOutput(out->block_scales, static_cast<size_t>(num_blocks));
+      if (searched) ResizeOutput(out->chosen_candidate, static_cast<size_t>(num_blocks));
+      return;
+    }
+    partial[task - 1] = ElementsAmax(tensor, static_cast<int64_t>(scan.Begin(task - 1)),
+                                     static_cast<int64_t>(scan.End(task - 1) - scan.Begin(task - 1)));
+  });
+  float amax = 0.0f;
+  for (const AmaxResult& chunk : partial) {
+    if (!chunk.all_finite) return TensorAmax(tensor, nullptr);  // throws, naming the first index
+    amax = chunk.amax > amax ? chunk.amax : amax;
+  }
+  return amax;
 }
 
 }  // namespace
@@ -124,7 +154,16 @@ std::vector<float> MseMultipliers(const MseSweep& sweep) {
 
 Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
                           ThreadPool* pool) {
-  const float own_amax = TensorAmax(tensor, pool);  // validates dtype, size, empty, NaN / Inf
+  CheckQuantizableView(tensor);  // dtype, size, empty: before sizing anything from the shape
+  const int64_t rows = tensor.Rows();
+  const int64_t cols = tensor.Cols();
+  const int64_t padded_cols = (cols + kNvfp4BlockSize - 1) / kNvfp4BlockSize * kNvfp4BlockSize;
+  const int64_t blocks_per_row = padded_cols / kNvfp4BlockSize;
+  const int64_t num_blocks = rows * blocks_per_row;
+  const BlockScaleAlgorithm algorithm = options.algorithm;
+  const bool searched = algorithm != BlockScaleAlgorithm::kMax;
+  Nvfp4Tensor out;
+  const float own_amax = ScanAndAllocate(tensor, num_blocks, searched, &out, pool);
   float global_amax = own_amax;
   if (options.global_amax) {
     global_amax = *options.global_amax;
@@ -137,7 +176,6 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   }
 
   // Scale constants, as in nvfp4_reference.cc (the spec; see its sources).
-  const BlockScaleAlgorithm algorithm = options.algorithm;
   const bool is_static = algorithm != BlockScaleAlgorithm::kMax || options.static_block_scales;
   const bool four_over_six =
       algorithm == BlockScaleAlgorithm::kFourOverSix || options.four_over_six_normalization;
@@ -145,7 +183,6 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   const float g = global_amax == 0.0f ? 1.0f : global_amax / (6.0f * norm);
 
   std::vector<float> candidates{1.0f};
-  bool searched = false;
   Nvfp4KernelParams params;
   params.dynamic_scales = !is_static;
   params.global_scale = g;
@@ -154,31 +191,20 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   params.norm = norm;
   if (algorithm == BlockScaleAlgorithm::kMse) {
     candidates = MseMultipliers(options.mse);
-    searched = true;
     if (options.mse.fp8_scale_sweep) {
       for (float& c : candidates) c = global_amax * c;
       params.candidates_are_amax = true;
     }
   } else if (algorithm == BlockScaleAlgorithm::kFourOverSix) {
     candidates = MseMultipliers(MseSweep{1.0f, 1.5f, 0.5f, false});
-    searched = true;
   }
   params.candidates = candidates;
 
-  const int64_t rows = tensor.Rows();
-  const int64_t cols = tensor.Cols();
-  const int64_t padded_cols = (cols + kNvfp4BlockSize - 1) / kNvfp4BlockSize * kNvfp4BlockSize;
-  const int64_t blocks_per_row = padded_cols / kNvfp4BlockSize;
-  const int64_t num_blocks = rows * blocks_per_row;
-  Nvfp4Tensor out;
   out.rows = rows;
   out.cols = cols;
   out.padded_cols = padded_cols;
   out.global_scale = g;
   out.global_amax = global_amax;
-  ResizeOutput(out.codes, static_cast<size_t>(num_blocks * 8));
-  ResizeOutput(out.block_scales, static_cast<size_t>(num_blocks));
-  if (searched) ResizeOutput(out.chosen_candidate, static_cast<size_t>(num_blocks));
 
   const std::span<uint8_t> codes(out.codes);
   const std::span<uint8_t> scales(out.block_scales);

@@ -14,6 +14,7 @@
 #include "quantforge/error.h"
 #include "quantforge/formats.h"
 #include "quantforge/quantize.h"
+#include "quantforge/thread_pool.h"
 #include "src/quant/nvfp4_reference.h"
 #include "tests/quant/nvfp4_test_util.h"
 
@@ -228,6 +229,33 @@ TEST(Nvfp4Errors, NonFiniteEmptyAndOverride) {
   EXPECT_THROW(ReferenceQuantizeNvfp4(view, options), Error);
   options.global_amax = 5.0f;  // equal is fine (it is the group max)
   EXPECT_NO_THROW(QuantizeNvfp4(view, options));
+}
+
+// The amax scan runs beside the outputs' allocation, in chunks of 2^16 elements on a pool: with
+// bad values in several chunks the error still names the first one, for any thread count.
+TEST(Nvfp4Errors, FirstNonFiniteAcrossChunksAndThreads) {
+  std::vector<uint16_t> bf16(48 * 6830, EncodeBF16(0.5f));  // 5 chunks and part of a sixth
+  bf16[3 * 65536 + 7] = 0x7F80;  // +Inf in chunk 3
+  bf16[2 * 65536 + 100] = 0xFFC1;  // a negative NaN in chunk 2: the first
+  bf16.back() = 0x7FC0;  // chunk 5
+  const TensorView view = MakeView(std::span<const uint16_t>(bf16),
+                                   {static_cast<int64_t>(bf16.size() / 48), 48}, "mlp.up_proj");
+  for (const size_t threads : {1u, 2u, 3u}) {
+    ThreadPool pool(threads);
+    for (const auto algorithm : {BlockScaleAlgorithm::kMax, BlockScaleAlgorithm::kFourOverSix}) {
+      Nvfp4Options options;
+      options.algorithm = algorithm;
+      try {
+        QuantizeNvfp4(view, options, &pool);
+        ADD_FAILURE() << "NaN accepted, threads " << threads;
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("mlp.up_proj"), std::string::npos) << what;
+        EXPECT_NE(what.find("element " + std::to_string(2 * 65536 + 100)), std::string::npos)
+            << "threads " << threads << ": " << what;
+      }
+    }
+  }
 }
 
 // Outputs of 4 MiB and more are allocated with a huge-page hint before the zero-fill: the bytes
