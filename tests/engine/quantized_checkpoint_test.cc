@@ -81,6 +81,8 @@ class QuantizedCheckpointTest : public ::testing::Test {
     make("w4a16_mo", "W4A16_NVFP4_CFG", ExportFormat::kModelOpt, false);
     make("fp8_mo", "FP8_DEFAULT_CFG", ExportFormat::kModelOpt, true);
     make("fp8_ct", "FP8_DEFAULT_CFG", ExportFormat::kCompressedTensors, true);
+    make("fp8pc_mo", "FP8_PER_CHANNEL_PER_TOKEN_CFG", ExportFormat::kModelOpt, false);
+    make("mxfp8_mo", "MXFP8_DEFAULT_CFG", ExportFormat::kModelOpt, false);
     // MIXED_PRECISION: NVFP4 W4A4 MLPs, FP8 W8A8 attention (a user recipe over the built-in
     // numerics units).
     std::ofstream(Root() / "mixed.yaml") << R"(imports:
@@ -216,6 +218,14 @@ TEST_F(QuantizedCheckpointTest, SchemeOfEachLayout) {
   const QuantizedCheckpoint fp8 = OpenQuantizedCheckpoint(Root() / "fp8_mo");
   EXPECT_EQ(fp8.scheme.Summary(), "FP8 W8A8 (weights + static per-tensor activations)");
   EXPECT_EQ(OpenQuantizedCheckpoint(Root() / "fp8_ct").scheme.Summary(), fp8.scheme.Summary());
+  // Dynamic input quantizers: FP8 per token (vLLM's FP8_PER_CHANNEL_PER_TOKEN method) and MXFP8.
+  const QuantizedCheckpoint pc = OpenQuantizedCheckpoint(Root() / "fp8pc_mo");
+  EXPECT_EQ(pc.scheme.Summary(), "FP8 per-channel weights + dynamic per-token FP8 activations");
+  EXPECT_EQ(pc.scheme.linears.at("model.layers.1.mlp.up_proj").input.kind,
+            InputQuantKind::kFp8PerToken);
+  const QuantizedCheckpoint mx = OpenQuantizedCheckpoint(Root() / "mxfp8_mo");
+  EXPECT_EQ(mx.scheme.Summary(), "MXFP8 (weights + activations)");
+  EXPECT_EQ(mx.scheme.linears.size(), 14u);
   const QuantizedCheckpoint orig = OpenQuantizedCheckpoint(Root() / "orig");
   EXPECT_EQ(orig.scheme.layout, "none");
   EXPECT_FALSE(orig.scheme.IsQuantized());
@@ -312,6 +322,31 @@ TEST_F(QuantizedCheckpointTest, CheckpointAgainstItselfHasKlZeroTop1One) {
     EXPECT_EQ(*r.top1, 1.0) << dir;
     EXPECT_EQ(*r.reference_nll, r.nll) << dir;
     EXPECT_EQ(r.tokens, 32 * 63);
+  }
+}
+
+// Simulation runs on the forward thread between fixed GEMM tiles: 1 and 3 threads agree.
+TEST_F(QuantizedCheckpointTest, SimulatedEvalIndependentOfThreadCount) {
+  const std::vector<int32_t> stream = Stream();
+  std::vector<EvalResult> results;
+  for (size_t threads : {1u, 3u}) {
+    ThreadPool pool(threads);
+    for (const char* dir : {"nvfp4_mo", "fp8pc_mo", "mxfp8_mo"}) {
+      QuantizedCheckpoint q = OpenQuantizedCheckpoint(Root() / dir, &pool);
+      const auto model = Model::Load(LoadModelConfig(Root() / dir), *q.weights, &pool);
+      const auto original = Model::LoadDir(Root() / "orig", &pool);
+      SimulationHooks hooks(q.scheme);
+      EvalOptions options = SmallEval();
+      options.hooks = &hooks;
+      options.reference = original.get();
+      results.push_back(EvaluatePerplexity(*model, stream, options));
+      EXPECT_GT(*results.back().kl, 0.0) << dir;
+    }
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i].nll, results[i + 3].nll) << i;
+    EXPECT_EQ(*results[i].kl, *results[i + 3].kl) << i;
+    EXPECT_EQ(*results[i].top1, *results[i + 3].top1) << i;
   }
 }
 
