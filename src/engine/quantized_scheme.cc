@@ -6,6 +6,8 @@
 // (F32)), the config decides the input quantizer, and the two must agree. Sources of the
 // conventions: docs/EXPORT.md (both layouts, loader facts) and /work/shared/docs/PEERS-NOTES.md
 // (vLLM inverts compressed-tensors' global scales at load).
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "quantforge/checkpoint.h"
 #include "quantforge/error.h"
 #include "quantforge/eval.h"
+#include "quantforge/formats.h"
 #include "src/engine/quantized_internal.h"
 #include "src/util/fnmatch.h"
 #include "src/util/log.h"
@@ -219,13 +222,25 @@ namespace engine {
 float ReadPositiveScalar(const Checkpoint& ckpt, const std::string& name) {
   const TensorInfo* info = ckpt.Find(name);
   if (info == nullptr) throw Error("missing scale tensor", {ckpt.Directory().string(), name});
-  if (info->dtype != DType::kF32 || NumElements(info->shape) != 1) {
-    throw Error("expected one F32 value, found " + std::string(DTypeName(info->dtype)) + " of " +
+  const bool f32 = info->dtype == DType::kF32;
+  // BF16 / F16 scales are accepted too: compressed-tensors' converter casts k_scale / v_scale
+  // to BF16 by default.
+  if ((!f32 && info->dtype != DType::kBF16 && info->dtype != DType::kF16) ||
+      NumElements(info->shape) != 1) {
+    throw Error("expected one F32 (or BF16 / F16) value, found " +
+                    std::string(DTypeName(info->dtype)) + " of " +
                     std::to_string(NumElements(info->shape)) + " elements",
                 {ckpt.Directory().string(), name});
   }
+  const std::byte* data = ckpt.View(*info).data.data();
   float value;
-  std::memcpy(&value, ckpt.View(*info).data.data(), 4);
+  if (f32) {
+    std::memcpy(&value, data, 4);
+  } else {
+    uint16_t bits;
+    std::memcpy(&bits, data, 2);
+    value = info->dtype == DType::kBF16 ? DecodeBF16(bits) : DecodeFP16(bits);
+  }
   if (!(value > 0.0f) || !std::isfinite(value)) {
     throw Error("scale must be positive and finite, found " + std::to_string(value),
                 {ckpt.Directory().string(), name});
@@ -279,7 +294,7 @@ QuantizationScheme ReadScheme(const std::filesystem::path& dir, const Checkpoint
   bool kv_tensors = false;
   for (const TensorInfo& info : ckpt.Tensors()) {
     const std::string& name = info.name;
-    if (name.ends_with(".k_proj.k_scale") || name.ends_with(".v_proj.v_scale")) kv_tensors = true;
+    if (name.ends_with(".k_scale") || name.ends_with(".v_scale")) kv_tensors = true;
     for (const char* leaf : {".k_proj.weight", ".k_proj.weight_packed"}) {
       if (name.ends_with(leaf)) kv_attn.push_back(name.substr(0, name.size() - strlen(leaf)));
     }
@@ -332,10 +347,18 @@ QuantizationScheme ReadScheme(const std::filesystem::path& dir, const Checkpoint
     int64_t missing = 0;
     for (const std::string& attn : kv_attn) {
       KvQuantization kv;
-      const std::string k = attn + ".k_proj.k_scale", v = attn + ".v_proj.v_scale";
-      if (ckpt.Find(k) != nullptr) kv.k_scale = ReadPositiveScalar(ckpt, k);
-      if (ckpt.Find(v) != nullptr) kv.v_scale = ReadPositiveScalar(ckpt, v);
-      missing += (ckpt.Find(k) == nullptr) + (ckpt.Find(v) == nullptr);
+      // Model Optimizer's names first, then the "<attn>.k_scale" form vLLM also remaps.
+      for (const auto& [names, scale] :
+           {std::pair{std::array{attn + ".k_proj.k_scale", attn + ".k_scale"}, &kv.k_scale},
+            std::pair{std::array{attn + ".v_proj.v_scale", attn + ".v_scale"}, &kv.v_scale}}) {
+        const auto it = std::find_if(names.begin(), names.end(),
+                                     [&](const std::string& n) { return ckpt.Find(n) != nullptr; });
+        if (it == names.end()) {
+          ++missing;
+        } else {
+          *scale = ReadPositiveScalar(ckpt, *it);
+        }
+      }
       scheme.kv.emplace(attn, kv);
     }
     if (missing > 0) {

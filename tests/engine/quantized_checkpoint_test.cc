@@ -14,6 +14,7 @@
 #include "quantforge/checkpoint.h"
 #include "quantforge/error.h"
 #include "quantforge/eval.h"
+#include "quantforge/formats.h"
 #include "quantforge/pipeline.h"
 #include "quantforge/quantize.h"
 #include "quantforge/synth.h"
@@ -420,6 +421,49 @@ std::string ErrorOf(const fs::path& dir) {
     return e.what();
   }
   return "no error";
+}
+
+// KV scales as other producers write them: BF16 (compressed-tensors' converter default) and
+// "<attn>.k_scale" without the k_proj level (vLLM remaps both).
+TEST_F(QuantizedCheckpointTest, KvScalesInBf16AndShortNames) {
+  const fs::path dir = Root() / "kv_variants";
+  fs::create_directories(dir);
+  fs::copy_file(Root() / "nvfp4_ct" / "config.json", dir / "config.json");
+  const Checkpoint src = Checkpoint::Open(Root() / "nvfp4_ct");
+  const auto renamed = [](const std::string& name) {
+    const std::string from = "model.layers.1.self_attn.k_proj.k_scale";
+    return name == from ? std::string("model.layers.1.self_attn.k_scale") : name;
+  };
+  std::vector<TensorSpec> plan;
+  std::map<std::string, std::vector<std::byte>> bytes;
+  for (const TensorInfo& info : src.Tensors()) {
+    const TensorView view = src.View(info);
+    std::vector<std::byte> data(view.data.begin(), view.data.end());
+    DType dtype = info.dtype;
+    if (info.name.ends_with("_proj.k_scale") || info.name.ends_with("_proj.v_scale")) {
+      float v;
+      std::memcpy(&v, data.data(), 4);
+      const uint16_t bf16 = EncodeBF16(v);
+      data.resize(2);
+      std::memcpy(data.data(), &bf16, 2);
+      dtype = DType::kBF16;
+    }
+    plan.push_back({renamed(info.name), dtype, info.shape});
+    bytes[renamed(info.name)] = std::move(data);
+  }
+  {
+    CheckpointWriter writer(dir, plan);
+    for (const auto& [name, data] : bytes) writer.Write(name, data);
+    writer.Finish();
+  }
+  const QuantizedCheckpoint q = OpenQuantizedCheckpoint(dir);
+  const Checkpoint raw = Checkpoint::Open(Root() / "nvfp4_ct");
+  for (const char* attn : {"model.layers.0.self_attn", "model.layers.1.self_attn"}) {
+    const float k = RawScalar(raw, std::string(attn) + ".k_proj.k_scale");
+    const float v = RawScalar(raw, std::string(attn) + ".v_proj.v_scale");
+    EXPECT_EQ(q.scheme.kv.at(attn).k_scale, DecodeBF16(EncodeBF16(k))) << attn;
+    EXPECT_EQ(q.scheme.kv.at(attn).v_scale, DecodeBF16(EncodeBF16(v))) << attn;
+  }
 }
 
 TEST_F(QuantizedCheckpointTest, MalformedMetadataIsRefused) {
