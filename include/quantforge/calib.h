@@ -136,27 +136,40 @@ enum class GptqScaleTiming {
   kAtGroupStart,
 };
 
-struct GptqOptions {
-  double perc_damp = 0.01;  // damping: + perc_damp * mean(diag H) on the diagonal
-  int64_t block_size = 128;  // columns per lazy-update block
-  bool act_order = false;    // process columns by decreasing diag(H) (see docs/ALGORITHMS.md)
-  GptqScaleTiming scale_timing = GptqScaleTiming::kFixedBeforeUpdates;
-};
-
 // What the preparation found (for logs and tests).
 struct GptqStats {
   int64_t dead_columns = 0;     // all-zero weight columns (H row / column zeroed, diagonal 1)
   bool positive_definite = true;  // false: the identity was used (plain round-to-nearest)
 };
 
-// The upper Cholesky factor U of the damped inverse Hessian (H_d^-1 = U^T U), [dim, dim]
-// row-major, after Model Optimizer's preparation: columns whose weights are all zero get a zeroed
-// H row and column with diagonal 1, then perc_damp * mean(diag) is added to the diagonal. If the
-// damped H is not positive definite U is the identity. Exposed for tests and for callers that
-// quantize several weights against one H with the same dead columns.
-std::vector<double> GptqInverseHessianFactor(std::span<const float> w, int64_t rows, int64_t cols,
-                                             const Hessian& h, double perc_damp,
-                                             GptqStats* stats = nullptr);
+// The prepared factor of one weight against one H (PrepareGptq): the upper Cholesky factor U of
+// the damped inverse Hessian (H_d^-1 = U^T U, [dim, dim] row-major, in sweep order) after Model
+// Optimizer's preparation: columns whose weights are all zero get a zeroed H row and column with
+// diagonal 1, then perc_damp * mean(diag) is added to the diagonal; U = I if the damped H is not
+// positive definite. Its O(dim^3) cost can be shared by modules reading one input (q|k|v,
+// gate|up) when their all-zero columns are the same (checked).
+struct GptqFactor {
+  int64_t dim = 0;
+  std::vector<double> u;
+  bool act_order = false;
+  std::vector<int64_t> order;         // act_order: sweep position -> column
+  std::vector<int64_t> dead_columns;  // of the weight it was prepared for
+  GptqStats stats;
+};
+
+struct GptqOptions {
+  double perc_damp = 0.01;  // damping: + perc_damp * mean(diag H) on the diagonal
+  int64_t block_size = 128;  // columns per lazy-update block
+  bool act_order = false;    // process columns by decreasing diag(H) (see docs/ALGORITHMS.md)
+  GptqScaleTiming scale_timing = GptqScaleTiming::kFixedBeforeUpdates;
+  // Prepared by PrepareGptq (same act_order) for another weight reading the same input: used
+  // instead of preparing from h (h is then not read). Throws if this weight's all-zero columns
+  // differ from the factor's.
+  const GptqFactor* shared_factor = nullptr;
+};
+
+GptqFactor PrepareGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
+                       const GptqOptions& options = {});
 
 // w is [rows, cols] F32 row-major; h.dim must equal cols. The initial scales (and the global
 // scale) come from QuantizeNvfp4(w, nvfp4) (any algorithm: max, mse, four_over_six), so stacking

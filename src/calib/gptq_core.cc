@@ -57,11 +57,13 @@ std::vector<double> Identity(int64_t n) {
   return a;
 }
 
-void CheckShapes(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h) {
+void CheckShapes(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
+                 bool check_hessian = true) {
   if (rows <= 0 || cols <= 0 || static_cast<int64_t>(w.size()) != rows * cols) {
     throw Error("GPTQ weight holds " + std::to_string(w.size()) + " floats for shape [" +
                 std::to_string(rows) + ", " + std::to_string(cols) + "]; expected rows * cols > 0");
   }
+  if (!check_hessian) return;
   if (h.dim != cols || static_cast<int64_t>(h.matrix.size()) != cols * cols) {
     throw Error("Hessian is " + std::to_string(h.dim) + " x " + std::to_string(h.dim) + " (" +
                 std::to_string(h.matrix.size()) + " values); expected " + std::to_string(cols) +
@@ -74,22 +76,31 @@ void CheckShapes(std::span<const float> w, int64_t rows, int64_t cols, const Hes
   }
 }
 
+std::vector<int64_t> DeadColumns(std::span<const float> w, int64_t rows, int64_t cols) {
+  std::vector<int64_t> dead_columns;
+  for (int64_t c = 0; c < cols; ++c) {
+    bool dead = true;
+    for (int64_t r = 0; r < rows && dead; ++r) dead = w[r * cols + c] == 0.0f;
+    if (dead) dead_columns.push_back(c);
+  }
+  return dead_columns;
+}
+
 // Model Optimizer's preparation, then (act order) the permutation, then the factor.
-std::vector<double> PrepareFactor(std::span<const float> w, int64_t rows, int64_t cols,
-                                  const Hessian& h, double perc_damp, bool act_order,
-                                  std::vector<int64_t>* perm, GptqStats* stats) {
+GptqFactor PrepareFactor(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
+                         double perc_damp, bool act_order) {
   if (!(perc_damp >= 0.0) || !std::isfinite(perc_damp)) {
     throw Error("GPTQ perc_damp " + std::to_string(perc_damp) + "; expected a finite value >= 0");
   }
   std::vector<double> a = h.matrix;
-  GptqStats local;
+  GptqFactor factor;
+  factor.dim = cols;
+  factor.act_order = act_order;
   // Dead columns: every weight of the column is 0, so it contributes nothing whatever it is
   // quantized to; decoupling it keeps a never-active input from making H singular.
-  for (int64_t c = 0; c < cols; ++c) {
-    bool dead = true;
-    for (int64_t r = 0; r < rows && dead; ++r) dead = w[r * cols + c] == 0.0f;
-    if (!dead) continue;
-    ++local.dead_columns;
+  factor.dead_columns = DeadColumns(w, rows, cols);
+  factor.stats.dead_columns = static_cast<int64_t>(factor.dead_columns.size());
+  for (const int64_t c : factor.dead_columns) {
     for (int64_t k = 0; k < cols; ++k) {
       a[c * cols + k] = 0.0;
       a[k * cols + c] = 0.0;
@@ -101,20 +112,19 @@ std::vector<double> PrepareFactor(std::span<const float> w, int64_t rows, int64_
   const double damp = perc_damp * (diag_sum / static_cast<double>(cols));
   for (int64_t i = 0; i < cols; ++i) a[i * cols + i] += damp;
 
-  if (perm != nullptr) {
-    perm->resize(static_cast<size_t>(cols));
-    std::iota(perm->begin(), perm->end(), int64_t{0});
-    if (act_order) {
-      // Largest diagonal first; stable, so equal diagonals keep their index order.
-      std::stable_sort(perm->begin(), perm->end(), [&](int64_t x, int64_t y) {
-        return a[x * cols + x] > a[y * cols + y];
-      });
-      std::vector<double> p(a.size());
-      for (int64_t i = 0; i < cols; ++i) {
-        for (int64_t j = 0; j < cols; ++j) p[i * cols + j] = a[(*perm)[i] * cols + (*perm)[j]];
-      }
-      a.swap(p);
+  if (act_order) {
+    std::vector<int64_t>& perm = factor.order;
+    perm.resize(static_cast<size_t>(cols));
+    std::iota(perm.begin(), perm.end(), int64_t{0});
+    // Largest diagonal first; stable, so equal diagonals keep their index order.
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t x, int64_t y) {
+      return a[x * cols + x] > a[y * cols + y];
+    });
+    std::vector<double> p(a.size());
+    for (int64_t i = 0; i < cols; ++i) {
+      for (int64_t j = 0; j < cols; ++j) p[i * cols + j] = a[perm[i] * cols + perm[j]];
     }
+    a.swap(p);
   }
 
   UseSingleThreadedBlas();
@@ -131,11 +141,11 @@ std::vector<double> PrepareFactor(std::span<const float> w, int64_t rows, int64_
   if (ok) ok = CholeskyUpper(a, cols);
   if (!ok) {
     // Not positive definite (Model Optimizer's fallback): U = I, i.e. no error propagation.
-    local.positive_definite = false;
+    factor.stats.positive_definite = false;
     a = Identity(cols);
   }
-  if (stats != nullptr) *stats = local;
-  return a;
+  factor.u = std::move(a);
+  return factor;
 }
 
 }  // namespace
@@ -192,7 +202,11 @@ void RunGptqSweep(std::span<const float> w, int64_t rows, int64_t cols,
 void RunGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
              const GptqOptions& options, GptqElementQuantizer& quantizer, ThreadPool* pool,
              GptqStats* stats) {
-  CheckShapes(w, rows, cols, h);
+  if (options.shared_factor == nullptr) {
+    CheckShapes(w, rows, cols, h);
+  } else {
+    CheckShapes(w, rows, cols, Hessian{cols, 1, std::vector<double>(0)}, false);
+  }
   if (options.block_size <= 0) {
     throw Error("GPTQ block_size " + std::to_string(options.block_size) + "; expected > 0");
   }
@@ -205,22 +219,39 @@ void RunGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian
     throw Error("GPTQ act_order with scales chosen at group start is not supported; use scales "
                 "fixed before the updates");
   }
-  std::vector<int64_t> perm;
-  const std::vector<double> u =
-      PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order, &perm, stats);
-  if (!options.act_order) perm.clear();
-  RunGptqSweep(w, rows, cols, u, perm, options.block_size, quantizer, pool);
+  GptqFactor own;
+  const GptqFactor* factor = options.shared_factor;
+  if (factor == nullptr) {
+    own = PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order);
+    factor = &own;
+  } else {
+    // Reuse is exact only for the same preparation: same size, order and dead columns.
+    if (factor->dim != cols || static_cast<int64_t>(factor->u.size()) != cols * cols ||
+        factor->act_order != options.act_order) {
+      throw Error("shared GPTQ factor is for dimension " + std::to_string(factor->dim) +
+                  (factor->act_order ? " with" : " without") + " act_order; expected dimension " +
+                  std::to_string(cols) + (options.act_order ? " with" : " without") +
+                  " act_order");
+    }
+    if (DeadColumns(w, rows, cols) != factor->dead_columns) {
+      throw Error("shared GPTQ factor was prepared for " +
+                  std::to_string(factor->dead_columns.size()) +
+                  " all-zero weight columns that this weight does not have exactly; prepare "
+                  "its own factor");
+    }
+  }
+  if (stats != nullptr) *stats = factor->stats;
+  RunGptqSweep(w, rows, cols, factor->u, factor->order, options.block_size, quantizer, pool);
 }
 
 }  // namespace qf::calib
 
 namespace qf {
 
-std::vector<double> GptqInverseHessianFactor(std::span<const float> w, int64_t rows, int64_t cols,
-                                             const Hessian& h, double perc_damp,
-                                             GptqStats* stats) {
+GptqFactor PrepareGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
+                       const GptqOptions& options) {
   calib::CheckShapes(w, rows, cols, h);
-  return calib::PrepareFactor(w, rows, cols, h, perc_damp, false, nullptr, stats);
+  return calib::PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order);
 }
 
 double LayerOutputError(std::span<const float> w, std::span<const float> q, int64_t rows,

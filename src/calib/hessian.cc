@@ -132,11 +132,17 @@ Hessian HessianAccumulator::GptqHessian() const {
   h.num_tokens = num_tokens_;
   h.matrix.resize(sum.size());
   const double n = static_cast<double>(num_tokens_);
-  for (int64_t i = 0; i < dim_; ++i) {
-    for (int64_t j = i; j < dim_; ++j) {
-      const double v = (2.0 * sum[i * dim_ + j]) / n;  // * 2 is exact: one rounding
-      h.matrix[i * dim_ + j] = v;
-      h.matrix[j * dim_ + i] = v;
+  // 64 x 64 tiles of the upper triangle, each mirrored while both tiles are in cache.
+  constexpr int64_t kTile = 64;
+  for (int64_t i0 = 0; i0 < dim_; i0 += kTile) {
+    for (int64_t j0 = i0; j0 < dim_; j0 += kTile) {
+      for (int64_t i = i0; i < std::min(dim_, i0 + kTile); ++i) {
+        for (int64_t j = std::max(i, j0); j < std::min(dim_, j0 + kTile); ++j) {
+          const double v = (2.0 * sum[i * dim_ + j]) / n;  // * 2 is exact: one rounding
+          h.matrix[i * dim_ + j] = v;
+          h.matrix[j * dim_ + i] = v;
+        }
+      }
     }
   }
   return h;

@@ -315,6 +315,34 @@ TEST(GptqTest, SameBytesForAnyThreadCount) {
   EXPECT_TRUE(SameBytes(one.block_scales, four.block_scales));
 }
 
+// q|k|v read one input: one prepared factor serves all three, with the same bytes as preparing
+// each on its own; a weight with other all-zero columns is refused.
+TEST(GptqTest, SharedFactorGivesTheSameBytes) {
+  const int64_t cols = 64;
+  const Problem q = MakeProblem(32, cols, 256, 81);
+  const std::vector<float> k = RandomWeights(16, cols, 82), v = RandomWeights(16, cols, 83);
+  Nvfp4Options nvfp4;
+  nvfp4.static_block_scales = true;
+  for (const bool act_order : {false, true}) {
+    GptqOptions options;
+    options.act_order = act_order;
+    const GptqFactor factor = PrepareGptq(q.w, 32, cols, q.h, options);
+    EXPECT_EQ(factor.stats.dead_columns, 0);
+    GptqOptions shared = options;
+    shared.shared_factor = &factor;
+    for (const auto& [w, rows] : {std::pair{&q.w, int64_t{32}}, {&k, int64_t{16}}, {&v, int64_t{16}}}) {
+      const Nvfp4Tensor own = GptqNvfp4(*w, rows, cols, q.h, options, nvfp4);
+      const Nvfp4Tensor reused = GptqNvfp4(*w, rows, cols, Hessian{}, shared, nvfp4);
+      EXPECT_TRUE(SameBytes(own.codes, reused.codes)) << "act_order " << act_order;
+    }
+    std::vector<float> dead = k;
+    for (int64_t r = 0; r < 16; ++r) dead[r * cols + 3] = 0.0f;
+    EXPECT_THROW(GptqNvfp4(dead, 16, cols, Hessian{}, shared, nvfp4), Error);
+    shared.act_order = !act_order;
+    EXPECT_THROW(GptqNvfp4(k, 16, cols, Hessian{}, shared, nvfp4), Error);
+  }
+}
+
 TEST(GptqTest, RejectsBadInput) {
   const Problem p = MakeProblem(4, 32, 16, 71);
   Nvfp4Options nvfp4;
