@@ -201,6 +201,55 @@ TEST(Simulate, HooksQuantizeEachSiteAsTheSchemeSays) {
   EXPECT_EQ(run(ActivationKind::kLinearInput, o), x);  // o_proj not quantized: untouched
 }
 
+// MX inputs, per 32: X = 2^ceil(log2(amax / element_max)) (Model Optimizer's E8M0 rule, never
+// clipping); MXFP8 elements E4M3 RNE, MXFP4 elements by Model Optimizer's export chain (the count
+// of bounds strictly below |x|: ties round down).
+std::vector<float> RefMx(std::vector<float> x, bool fp4) {
+  static constexpr float kBounds[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  static constexpr float kGrid[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::abs(x[i]));
+    const float descale = amax / (fp4 ? 6.0f : 448.0f);
+    const float scale =
+        descale == 0 ? std::ldexp(1.0f, -127) : std::ldexp(1.0f, std::ceil(std::log2(descale)));
+    for (size_t i = b; i < b + 32; ++i) {
+      const float q = x[i] / scale;
+      if (fp4) {
+        int code = 0;
+        for (float bound : kBounds) code += std::abs(q) > bound;
+        x[i] = (q > 0 ? kGrid[code] : -kGrid[code]) * scale;
+      } else {
+        x[i] = RefE4M3(q) * scale;
+      }
+    }
+  }
+  return x;
+}
+
+TEST(Simulate, MxInputsMatchScalarReference) {
+  for (const bool fp4 : {false, true}) {
+    QuantizationScheme scheme;
+    const std::string module = "model.layers.0.mlp.down_proj";
+    scheme.linears[module] = {fp4 ? "MXFP4" : "MXFP8",
+                              fp4 ? StoredWeightFormat::kMxfp4 : StoredWeightFormat::kMxfp8,
+                              {fp4 ? InputQuantKind::kMxfp4 : InputQuantKind::kMxfp8, 0.0f}};
+    SimulationHooks hooks(scheme);
+    for (uint32_t seed = 1; seed <= 5; ++seed) {
+      std::vector<float> x = TestRow(seed, 3 * 64);                    // three rows of 64
+      std::vector<float> expected;
+      for (int r = 0; r < 3; ++r) {
+        const std::vector<float> row = RefMx({x.begin() + r * 64, x.begin() + (r + 1) * 64}, fp4);
+        expected.insert(expected.end(), row.begin(), row.end());
+      }
+      std::vector<float> actual = x;
+      hooks.OnActivation({ActivationKind::kLinearInput, 0, std::span(&module, 1)}, actual.data(), 3,
+                         64, 64);
+      ExpectSameBits(x, expected, actual, fp4 ? "mxfp4" : "mxfp8");
+    }
+  }
+}
+
 TEST(Simulate, FusedInputScalesResolve) {
   QuantizationScheme scheme = TinyScheme();
   const std::vector<std::string> qkv = {"model.layers.0.self_attn.q_proj",
