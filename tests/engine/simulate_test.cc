@@ -1,7 +1,7 @@
 // The run-time quantizers of SimulationHooks against direct scalar implementations written here
 // (their own E4M3 table and E2M1 threshold chain, independent of src/numerics): NVFP4 inputs
 // (Model Optimizer's fp4_fake_quant_block), FP8 static inputs, FP8 per token, FP8 K / V; input
-// scale resolution over fused groups; the scheme summary line.
+// scale resolution over fused groups; MXFP8 / MXFP4 inputs; the scheme summary line.
 #include <gtest/gtest.h>
 
 #include <algorithm>
