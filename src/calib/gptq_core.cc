@@ -10,15 +10,13 @@
 // the factor is known), so the bytes never depend on the thread count.
 #include "src/calib/gptq_core.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <numeric>
 #include <string>
 
 #include "quantforge/error.h"
+#include "src/calib/blas.h"
 
 extern "C" {
 // LAPACK (in libopenblas): Cholesky factor and inverse from it. Column-major, 32-bit ints.
@@ -32,11 +30,6 @@ namespace {
 // Weight rows per task: a tile of 32 rows keeps the lazy-update GEMM efficient (M = 32) while
 // leaving enough tasks to balance; fixed, so it never depends on the thread count.
 constexpr int64_t kRowsPerTile = 32;
-
-void UseSingleThreadedBlas() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
-}
 
 // A row-major symmetric matrix read as column-major is itself; LAPACK's 'L' (lower, column-major)
 // is therefore our upper triangle: potrf('L') leaves U with A = U^T U in the row-major upper part.

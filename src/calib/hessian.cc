@@ -12,17 +12,15 @@
 //     Cost: dim^2 / 2 multiply-adds per token at BLAS speed (an upper trapezoid per tile).
 //   kBlockDiagonal: plain loops, every element adding one term per token in arrival order.
 // Only the upper triangle (i <= j) is accumulated; the outputs mirror it.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <utility>
 
 #include "quantforge/calib.h"
 #include "quantforge/error.h"
+#include "src/calib/blas.h"
 
 namespace qf {
 namespace {
@@ -35,16 +33,11 @@ constexpr int64_t kRowsPerTask = 64;
 // 16x16 blocks per task (kBlockDiagonal).
 constexpr int64_t kBlocksPerTask = 64;
 
-void UseSingleThreadedBlas() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
-}
-
 // sum[i0:i1, i0:dim] += X^T X over `k` rows of x (row-major [k, dim]), tile by tile.
 void AddChunk(double* sum, const float* x, int64_t k, int64_t dim, ThreadPool* pool) {
   std::vector<double> xd(static_cast<size_t>(k * dim));
   for (int64_t i = 0; i < k * dim; ++i) xd[i] = x[i];
-  UseSingleThreadedBlas();
+  calib::UseSingleThreadedBlas();
   const Partition partition{static_cast<uint64_t>(dim), kRowsPerTask};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
     const int64_t i0 = static_cast<int64_t>(partition.Begin(task));
