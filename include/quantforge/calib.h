@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -171,7 +172,7 @@ struct GptqOptions {
 GptqFactor PrepareGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
                        const GptqOptions& options = {});
 
-// w is [rows, cols] F32 row-major; h.dim must equal cols. The initial scales (and the global
+// w is [rows, cols] F32 row-major; h.dim must equal cols (h is not read with a shared_factor). The initial scales (and the global
 // scale) come from QuantizeNvfp4(w, nvfp4) (any algorithm: max, mse, four_over_six), so stacking
 // `mse` + GPTQ as Model Optimizer does is this call with nvfp4.algorithm = kMse.
 Nvfp4Tensor GptqNvfp4(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
