@@ -127,8 +127,8 @@ HWY_INLINE float SumTree(D d, hn::Vec<D> v) {
 #endif
 }
 
-// Quantizes one block under divisor d = s * g. With kLoss, returns the block loss (ReferenceBlockLoss
-// order) using dequantized values (q * s) * g.
+// Quantizes one block under divisor d = s * g. With kLoss, returns the block loss
+// (ReferenceBlockLoss order) using dequantized values (q * s) * g.
 template <bool kLoss, class DF, typename T>
 HWY_INLINE float EncodeBlock(DF df, const T* HWY_RESTRICT in, float divisor, float s, float g,
                              uint8_t* HWY_RESTRICT codes) {
@@ -269,7 +269,8 @@ HWY_INLINE hn::Vec512<float> ReducePairs8(const hn::Vec512<float>* w) {
   const hn::Repartition<uint32_t, DF512> du;
   const hn::Repartition<uint64_t, DF512> d64;
   hn::Vec512<float> z[4], t[2];
-  for (int m = 0; m < 4; ++m) {  // lane i + lane i + 4: z[m] holds blocks 4m .. 4m + 3, a chunk each
+  // Lane i + lane i + 4: z[m] holds blocks 4m .. 4m + 3, a chunk each.
+  for (int m = 0; m < 4; ++m) {
     hn::Vec512<float> even, odd;
     EvenOddChunks(w[2 * m], w[2 * m + 1], &even, &odd);
     z[m] = CombinePairs<kMax>(even, odd);
@@ -348,8 +349,9 @@ class GroupBestAVX3 {
         hi_(hn::Zero(hn::Full512<uint64_t>())) {}
 
   // `loss`: lane j = loss of block j; `scale_codes` and `codes` (128 bytes): the candidate's.
-  HWY_INLINE void Update(size_t k, hn::Vec512<float> loss, const uint32_t* HWY_RESTRICT scale_codes,
-              const uint8_t* HWY_RESTRICT codes) {
+  HWY_INLINE void Update(size_t k, hn::Vec512<float> loss,
+                         const uint32_t* HWY_RESTRICT scale_codes,
+                         const uint8_t* HWY_RESTRICT codes) {
     const hn::Full512<float> df;
     const hn::Full512<uint32_t> du;
     const hn::Full512<uint64_t> d64;

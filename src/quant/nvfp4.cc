@@ -75,8 +75,9 @@ float ScanAndAllocate(const TensorView& tensor, int64_t num_blocks, bool searche
       if (searched) ResizeOutput(out->chosen_candidate, static_cast<size_t>(num_blocks));
       return;
     }
-    partial[task - 1] = ElementsAmax(tensor, static_cast<int64_t>(scan.Begin(task - 1)),
-                                     static_cast<int64_t>(scan.End(task - 1) - scan.Begin(task - 1)));
+    const uint64_t begin = scan.Begin(task - 1);
+    partial[task - 1] = ElementsAmax(tensor, static_cast<int64_t>(begin),
+                                     static_cast<int64_t>(scan.End(task - 1) - begin));
   });
   float amax = 0.0f;
   for (const AmaxResult& chunk : partial) {
