@@ -28,5 +28,6 @@ Action RegisterInspect(CLI::App& app);
 Action RegisterCompare(CLI::App& app);
 Action RegisterQuantize(CLI::App& app);
 Action RegisterAutoquant(CLI::App& app);
+Action RegisterSweep(CLI::App& app);
 
 }  // namespace qf::cli

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   add(qf::cli::RegisterGenerate(app));
   add(qf::cli::RegisterInspect(app));
   add(qf::cli::RegisterAutoquant(app));
+  add(qf::cli::RegisterSweep(app));
 
   try {
     app.parse(argc, argv);
