@@ -102,15 +102,26 @@ struct Assignment {
 
 struct SolverOptions {
   int64_t max_nodes = 20'000'000;  // past this the best assignment so far is returned with its gap
+  // > 0: also require at least this many bits per element (a band [min_bpe, budget], as Model
+  // Optimizer's retry with a lower bound of 0.99 x budget). The least-score assignment often
+  // leaves part of the budget unspent when groups are few and large; the band trades a little
+  // score for landing near the requested BPE. Throws qf::Error when no assignment lands in it.
+  double min_bpe = 0.0;
 };
 
 // Minimises the total score with total bits <= budget_bpe x TotalElements. Throws qf::Error when
 // the budget is below MinimumBpe (naming it) or the scores do not fit the groups.
 Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTable& scores,
                           double budget_bpe, const SolverOptions& options = {});
-// Exhaustive enumeration for tests (at most ~1e6 assignments): the reference optimum.
+// The CLI's solve: with tolerance > 0, the least-score assignment in [budget - tolerance,
+// budget] (the "meets the requested BPE within 0.02"); when no assignment lands there,
+// the plain optimum under the budget, and `note` (may be null) says so. tolerance 0: plain.
+Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTable& scores,
+                           double budget_bpe, double tolerance, SolverOptions options,
+                           std::string* note);
+// Exhaustive enumeration for tests (at most ~1e7 assignments): the reference optimum.
 Assignment BruteForceAutoQuant(std::span<const DecisionGroup> groups, const ScoreTable& scores,
-                               double budget_bpe);
+                               double budget_bpe, double min_bpe = 0.0);
 
 // Every group at `format`, or at kNone where it cannot take it (as the planner leaves a module
 // unquantized).

@@ -62,6 +62,7 @@ struct SweepOptions {
   int64_t eval_seq_len = 256;
   int64_t eval_max_tokens = 16384;  // data tokens per evaluation (0: all)
   uint64_t seed = 1;                // random baseline at budget i uses seed + i
+  double tolerance = 0.02;          // SolveNearBudget's band
   std::function<void(const std::string&)> log;  // progress lines (stderr in the CLI)
 };
 

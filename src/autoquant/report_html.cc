@@ -90,7 +90,8 @@ std::string SweepReportHtml(const SweepReport& report) {
             : std::string("&ndash;"),
         Cell(p.perplexity, "{:.4f}", p.evaluated), Cell(delta, "{:+.2f}%", p.evaluated),
         Cell(p.kl, "{:.5f}", p.evaluated), Cell(100.0 * p.top1, "{:.2f}%", p.evaluated),
-        Escape(p.evaluated ? p.recipe : p.note));
+        Escape(p.evaluated && !p.note.empty() ? p.recipe + "; " + p.note
+                                              : (p.evaluated ? p.recipe : p.note)));
   }
   html += "</table>\n</body>\n</html>\n";
   return html;

@@ -71,6 +71,14 @@ int64_t BudgetQuarterBits(std::span<const DecisionGroup> groups, double budget_b
       std::floor(static_cast<long double>(budget_bpe) * 4.0L * total * (1.0L + 1e-12L)));
 }
 
+// The lower end of the band, rounded up: cost >= min_bpe x elements.
+int64_t MinCostQuarterBits(std::span<const DecisionGroup> groups, double min_bpe) {
+  if (!(min_bpe > 0.0)) return 0;
+  const long double total = static_cast<long double>(TotalElements(groups));
+  return static_cast<int64_t>(
+      std::ceil(static_cast<long double>(min_bpe) * 4.0L * total * (1.0L - 1e-12L)));
+}
+
 void CheckFeasible(std::span<const DecisionGroup> groups, int64_t budget, double budget_bpe) {
   int64_t min_cost = 0;
   for (const DecisionGroup& g : groups) {
@@ -98,11 +106,13 @@ void CheckFeasible(std::span<const DecisionGroup> groups, int64_t budget, double
 
 class BranchAndBound {
  public:
+  // `min_cost` > 0 also requires total cost >= min_cost (the band of SolverOptions::min_bpe).
   BranchAndBound(std::span<const DecisionGroup> groups, const ScoreTable& scores, int64_t budget,
-                 int64_t max_nodes)
-      : budget_(budget), max_nodes_(max_nodes) {
+                 int64_t min_cost, int64_t max_nodes)
+      : budget_(budget), min_cost_(min_cost), max_nodes_(max_nodes) {
     const size_t n = groups.size();
     std::vector<std::vector<Item>> items(n);
+    std::vector<std::vector<Item>> all_items(n);
     double range_sum = 0.0;
     for (size_t g = 0; g < n; ++g) {
       std::vector<Item> all;
@@ -116,6 +126,9 @@ class BranchAndBound {
       for (const Item& item : all) {  // keep strictly better scores along ascending cost
         if (items[g].empty() || item.score < items[g].back().score) items[g].push_back(item);
       }
+      // With a lower cost bound a dominated (dearer, no better) format can be what reaches it,
+      // so the search then branches over every candidate; the LP bound uses the hull either way.
+      all_items[g] = min_cost_ > 0 ? all : items[g];
       range_sum += items[g].front().score;
     }
     margin_ = 1e-12 * (range_sum + 1e-300);
@@ -126,11 +139,16 @@ class BranchAndBound {
       return items[a].front().score - items[a].back().score >
              items[b].front().score - items[b].back().score;
     });
-    for (size_t p = 0; p < n; ++p) items_.push_back(std::move(items[order_[p]]));
+    for (size_t p = 0; p < n; ++p) {
+      items_.push_back(std::move(items[order_[p]]));
+      dfs_items_.push_back(std::move(all_items[order_[p]]));
+    }
     suffix_cost_.assign(n + 1, 0);
+    suffix_max_cost_.assign(n + 1, 0);
     suffix_score_.assign(n + 1, 0.0);
     for (size_t p = n; p-- > 0;) {
       suffix_cost_[p] = suffix_cost_[p + 1] + items_[p].front().cost;
+      suffix_max_cost_[p] = suffix_max_cost_[p + 1] + dfs_items_[p].back().cost;
       suffix_score_[p] = suffix_score_[p + 1] + items_[p].front().score;
     }
     BuildSegments();
@@ -145,12 +163,15 @@ class BranchAndBound {
   }
 
   bool aborted() const { return aborted_; }
+  bool found() const { return best_score_ < kInfinity; }
   int64_t nodes() const { return nodes_; }
   double root_bound() const { return root_bound_; }
   // Per original group: the chosen candidate index.
   std::vector<size_t> Choice() const {
     std::vector<size_t> choice(items_.size());
-    for (size_t p = 0; p < items_.size(); ++p) choice[order_[p]] = items_[p][best_[p]].candidate;
+    for (size_t p = 0; p < items_.size(); ++p) {
+      choice[order_[p]] = dfs_items_[p][best_[p]].candidate;
+    }
     return choice;
   }
 
@@ -223,9 +244,16 @@ class BranchAndBound {
       while (items_[s.position][at[s.position]].cost != target) ++at[s.position];
     }
     double score = 0.0;
-    for (size_t p = 0; p < items_.size(); ++p) score += items_[p][at[p]].score;
-    best_ = at;
-    best_score_ = score;
+    int64_t cost = 0;
+    for (size_t p = 0; p < items_.size(); ++p) {
+      score += items_[p][at[p]].score;
+      cost += items_[p][at[p]].cost;
+      // The same item in the search's list (which may hold dominated ones too).
+      size_t j = 0;
+      while (dfs_items_[p][j].candidate != items_[p][at[p]].candidate) ++j;
+      best_[p] = j;
+    }
+    if (cost >= min_cost_) best_score_ = score;  // else no incumbent yet
   }
 
   void Dfs(size_t position, int64_t used, double score) {
@@ -241,10 +269,11 @@ class BranchAndBound {
       }
       return;
     }
-    const std::vector<Item>& items = items_[position];
-    for (size_t i = items.size(); i-- > 0;) {  // lowest score first
+    const std::vector<Item>& items = dfs_items_[position];
+    for (size_t i = items.size(); i-- > 0;) {  // dearest (lowest score) first
       const int64_t cost = used + items[i].cost;
       if (cost + suffix_cost_[position + 1] > budget_) continue;
+      if (cost + suffix_max_cost_[position + 1] < min_cost_) break;  // cheaper ones cannot either
       const double next_score = score + items[i].score;
       const double bound = next_score + LpBound(position + 1, budget_ - cost);
       if (bound >= best_score_ + margin_) continue;
@@ -255,10 +284,13 @@ class BranchAndBound {
   }
 
   int64_t budget_;
+  int64_t min_cost_;
   int64_t max_nodes_;
   std::vector<size_t> order_;              // search position -> group
   std::vector<std::vector<Item>> items_;   // per position: non-dominated, ascending cost
+  std::vector<std::vector<Item>> dfs_items_;  // what the search branches over (ascending cost)
   std::vector<int64_t> suffix_cost_;       // cheapest cost of positions >= p
+  std::vector<int64_t> suffix_max_cost_;   // dearest cost of positions >= p
   std::vector<double> suffix_score_;       // their scores
   std::vector<Segment> segments_;          // all hull steps, descending efficiency
   std::vector<size_t> current_, best_;     // per position: item index
@@ -299,8 +331,16 @@ Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTabl
   CheckScores(groups, scores);
   const int64_t budget = BudgetQuarterBits(groups, budget_bpe);
   CheckFeasible(groups, budget, budget_bpe);
-  BranchAndBound search(groups, scores, budget, options.max_nodes);
+  const int64_t min_cost = MinCostQuarterBits(groups, options.min_bpe);
+  BranchAndBound search(groups, scores, budget, min_cost, options.max_nodes);
   search.Run();
+  if (!search.found()) {
+    throw Error(fmt::format(
+        "no assignment lands between {:.4f} and {:.4f} bits/element{}", options.min_bpe,
+        budget_bpe,
+        search.aborted() ? fmt::format(" within {} branch-and-bound nodes", options.max_nodes)
+                         : std::string(" (the formats' bit steps are coarser than the band)")));
+  }
   Assignment result;
   result.choice = search.Choice();
   result.nodes = search.nodes();
@@ -312,10 +352,36 @@ Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTabl
   return result;
 }
 
+Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTable& scores,
+                           double budget_bpe, double tolerance, SolverOptions options,
+                           std::string* note) {
+  if (note) note->clear();
+  if (tolerance > 0.0) {
+    // The plain optimum first: when it already lands in the band it is the band's optimum too.
+    options.min_bpe = 0.0;
+    const Assignment plain = SolveAutoQuant(groups, scores, budget_bpe, options);
+    if (plain.bpe >= budget_bpe - tolerance) return plain;
+    options.min_bpe = budget_bpe - tolerance;
+    try {
+      return SolveAutoQuant(groups, scores, budget_bpe, options);
+    } catch (const Error& e) {
+      if (note) {
+        *note = fmt::format("no assignment within {:.3f} of the budget ({}); the least-score one "
+                            "under it is used",
+                            tolerance, e.what());
+      }
+      return plain;
+    }
+  }
+  options.min_bpe = 0.0;
+  return SolveAutoQuant(groups, scores, budget_bpe, options);
+}
+
 Assignment BruteForceAutoQuant(std::span<const DecisionGroup> groups, const ScoreTable& scores,
-                               double budget_bpe) {
+                               double budget_bpe, double min_bpe) {
   CheckScores(groups, scores);
   const int64_t budget = BudgetQuarterBits(groups, budget_bpe);
+  const int64_t min_cost = MinCostQuarterBits(groups, min_bpe);
   CheckFeasible(groups, budget, budget_bpe);
   double combinations = 1.0;
   for (const DecisionGroup& g : groups) combinations *= static_cast<double>(g.candidates.size());
@@ -328,13 +394,17 @@ Assignment BruteForceAutoQuant(std::span<const DecisionGroup> groups, const Scor
   best.total_score = kInfinity;
   while (true) {
     EvaluateAssignment(groups, scores, trial);
-    if (trial.total_quarter_bits <= budget && trial.total_score < best.total_score) best = trial;
+    if (trial.total_quarter_bits <= budget && trial.total_quarter_bits >= min_cost &&
+        trial.total_score < best.total_score) {
+      best = trial;
+    }
     size_t g = 0;
     while (g < groups.size() && ++trial.choice[g] == groups[g].candidates.size()) {
       trial.choice[g++] = 0;
     }
     if (g == groups.size()) break;
   }
+  if (best.choice.empty()) throw Error("no assignment lands in the band");
   best.proved_optimal = true;
   best.lower_bound = best.total_score;
   return best;

@@ -179,7 +179,8 @@ SweepReport RunSweep(const SweepOptions& options, const std::filesystem::path& r
       report.points.push_back(std::move(random));
       continue;
     }
-    const Assignment a = SolveAutoQuant(scored.groups, scored.scores, budget);
+    const Assignment a = SolveNearBudget(scored.groups, scored.scores, budget,
+                                         options.tolerance, {}, &solved.note);
     solved.score = a.total_score;
     FillAssignment(scored.groups, a, solved);
     WriteRecipe(report_dir, solved,

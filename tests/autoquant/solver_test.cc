@@ -71,6 +71,39 @@ TEST(Solver, MatchesBruteForceOnRandomInstances) {
   EXPECT_EQ(num_checked, 1200);
 }
 
+TEST(Solver, BandMatchesBruteForce) {
+  // With a lower bound on the bits the search also branches over dominated formats.
+  std::mt19937_64 rng(424242);
+  int num_solved = 0, num_empty = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const Instance inst = RandomInstance(rng, 1 + static_cast<int>(rng() % 6), trial % 2 == 0);
+    const double lo = MinimumBpe(inst.groups);
+    const double hi = MaximumBpe(inst.groups);
+    const double budget = lo + (hi - lo) * static_cast<double>(rng() % 1001) / 1000.0;
+    const double min_bpe = budget - 0.05 * static_cast<double>(rng() % 20);
+    bool brute_found = true;
+    Assignment brute;
+    try {
+      brute = BruteForceAutoQuant(inst.groups, inst.scores, budget, min_bpe);
+    } catch (const Error&) {
+      brute_found = false;
+    }
+    if (!brute_found) {
+      EXPECT_THROW(SolveAutoQuant(inst.groups, inst.scores, budget, {.min_bpe = min_bpe}), Error);
+      ++num_empty;
+      continue;
+    }
+    const Assignment solved =
+        SolveAutoQuant(inst.groups, inst.scores, budget, {.min_bpe = min_bpe});
+    ASSERT_EQ(solved.total_score, brute.total_score) << "trial " << trial;
+    ASSERT_LE(solved.bpe, budget);
+    ASSERT_GE(solved.bpe, min_bpe - 1e-12);
+    ++num_solved;
+  }
+  EXPECT_GT(num_solved, 100);
+  EXPECT_GT(num_empty, 10);
+}
+
 TEST(Solver, ExactBudgetIsFeasible) {
   // Two groups of 64: NVFP4 + BF16 = (4.5 + 16) / 2 = 10.25 exactly.
   std::vector<DecisionGroup> groups(2);

@@ -28,6 +28,7 @@ struct AutoquantArgs {
   int64_t seq_len = 256;
   int64_t batch_tokens = 2048;
   int64_t max_nodes = 20'000'000;
+  double tolerance = 0.02;
   std::string recipe_out;
   std::string out;
   bool overwrite = false;
@@ -78,8 +79,11 @@ int Run(const AutoquantArgs& args, Context& context) {
                groups.size(), static_cast<long long>(TotalElements(groups)),
                args.formats.c_str());
   const ScoredModel scored = ScoreCheckpoint(inputs, context.pool.get());
-  const Assignment assignment = SolveAutoQuant(scored.groups, scored.scores, args.bits,
-                                               SolverOptions{.max_nodes = args.max_nodes});
+  std::string note;
+  const Assignment assignment =
+      SolveNearBudget(scored.groups, scored.scores, args.bits, args.tolerance,
+                      SolverOptions{.max_nodes = args.max_nodes}, &note);
+  if (!note.empty()) std::fprintf(stderr, "autoquant: %s\n", note.c_str());
   const std::string yaml =
       AssignmentRecipeYaml(scored.groups, scored.scores, assignment, {args.model, args.bits});
   WriteTextFile(args.recipe_out, yaml);
@@ -156,6 +160,11 @@ Action RegisterAutoquant(CLI::App& app) {
                   "Branch-and-bound node limit (past it the best assignment is used and its gap "
                   "reported)")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--tolerance", args->tolerance,
+                  "Land within this many bits/element below --bits when some assignment can "
+                  "(least score in the band); 0: the least-score assignment under --bits")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--recipe-out", args->recipe_out, "Where to write the recipe YAML")
       ->required();

@@ -28,6 +28,7 @@ struct SweepArgs {
   int64_t eval_seq_len = 256;
   int64_t max_eval_tokens = 16384;
   uint64_t seed = 1;
+  double tolerance = 0.02;
   std::string report_dir;
 };
 
@@ -52,6 +53,7 @@ int Run(const SweepArgs& args, Context& context) {
   options.eval_seq_len = args.eval_seq_len;
   options.eval_max_tokens = args.max_eval_tokens;
   options.seed = args.seed;
+  options.tolerance = args.tolerance;
   options.log = [](const std::string& line) {
     std::fprintf(stderr, "sweep: %s\n", line.c_str());
     std::fflush(stderr);
@@ -108,6 +110,11 @@ Action RegisterSweep(CLI::App& app) {
                   "Evaluation data tokens per point, whole sequences (0: all)")
       ->capture_default_str();
   sub->add_option("--seed", args->seed, "Seed of the random baselines (budget i uses seed + i)")
+      ->capture_default_str();
+  sub->add_option("--tolerance", args->tolerance,
+                  "Land within this many bits/element below each budget when some assignment "
+                  "can; 0: the least-score assignment under it")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
