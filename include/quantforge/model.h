@@ -8,6 +8,7 @@
 // sliding window), SwiGLU MLP, tied or separate lm_head. Weights are widened to F32 once at load.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -166,15 +167,18 @@ class Model {
 // in memory (F32) between layers; the weights are loaded one decoder layer at a time, run over
 // every sequence in batches, and freed (their checkpoint pages unmapped) before the next layer.
 //
-// Peak memory, bytes (docs/ENGINE.md, "Layer-by-layer calibration", has the measured figures):
-//   4 * num_tokens * hidden                                 residual stream
-// + 4 * P_layer                                             one layer's F32 weights
-// + 4 * B * (2 * hidden + max(qkv + q, 2 * intermediate))   one batch's activations (B tokens)
-//   + 4 * 64 * max_seq_len * workers                        attention score blocks
-// + the embedding rows touched (the table stays a read-only mapping, released after use)
-// + tokenizer, code, libraries, thread stacks (a fixed ~100-300 MiB)
-// where qkv = (heads + 2 kv_heads) * head_dim and q = heads * head_dim. EstimateLayerwiseMemory
-// computes the terms that depend on the model and the sequences.
+// Peak resident memory, bytes (docs/ENGINE.md, "Layer-by-layer calibration", has measurements):
+//   4 * num_tokens * hidden                        residual stream (F32, kept between layers)
+// + max(embedding rows touched,                    embedding step: the rows read from the table
+//       4 * P_layer                                one layer's F32 weights, plus the larger of
+//       + max(4 * B * (2 * hidden + max(qkv + q, 2 * intermediate))    one batch's activations
+//               + 4 * 64 * max_seq_len * workers,                       and score blocks,
+//             largest stored tensor of the layer)) its mapping while it is widened
+// + fixed: code, libraries, OpenBLAS's GEMM buffers (~32 MiB per calling thread), tokenizer
+// with B the tokens of a batch (options.batch_tokens), qkv = (heads + 2 kv_heads) * head_dim,
+// q = heads * head_dim. Address space adds the whole embedding table's mapping during the
+// embedding step (vocab * hidden * stored bytes) and malloc's per-thread arenas.
+// EstimateLayerwiseMemory computes the terms that depend on the model and the sequences.
 
 struct LayerwiseOptions {
   // Consecutive sequences are grouped into batches of at most this many tokens (at least one
@@ -203,13 +207,18 @@ struct LayerwiseCallbacks {
   std::function<void(const LayerwiseProgress&)> progress;
 };
 
-// The model-dependent terms of the peak-memory formula above, in bytes.
+// The model-dependent terms of the peak-memory formula above, in bytes, for a checkpoint stored
+// in BF16.
 struct LayerwiseMemory {
   uint64_t residual = 0;           // 4 * num_tokens * hidden
+  uint64_t embedding_rows = 0;     // stored bytes of the rows touched (at most the whole table)
   uint64_t layer_weights = 0;      // 4 * P_layer
   uint64_t batch_activations = 0;  // largest batch's activations + attention score blocks
-  uint64_t embedding_rows = 0;     // stored bytes of the rows touched (at most the whole table)
-  uint64_t Total() const { return residual + layer_weights + batch_activations + embedding_rows; }
+  uint64_t load_mapping = 0;       // stored bytes of the layer's largest tensor
+  uint64_t Total() const {
+    return residual +
+           std::max(embedding_rows, layer_weights + std::max(batch_activations, load_mapping));
+  }
 };
 // `num_sequences` sequences of `seq_len` tokens, `num_workers` pool workers (1 without a pool).
 LayerwiseMemory EstimateLayerwiseMemory(const ModelConfig& config, int64_t num_sequences,

@@ -26,6 +26,21 @@ enum class NonFinitePolicy {
   kKeepUnquantized,  // leave that weight in its original dtype, listed as excluded
 };
 
+// Layer-by-layer calibration progress (quantize --calib): after each batch of each decoder
+// layer, and once at the end with `finished` set.
+struct CalibrationProgress {
+  int64_t layer = 0;  // the decoder layer running, 0-based
+  int64_t num_layers = 0;
+  int64_t tokens_done = 0;  // tokens through `layer` so far
+  int64_t num_tokens = 0;   // sequences * seq_len
+  int64_t sequences = 0;
+  int64_t seq_len = 0;
+  double seconds = 0.0;             // since the first layer started
+  uint64_t estimated_bytes = 0;     // EstimateLayerwiseMemory(...).Total() (model.h)
+  bool finished = false;
+};
+using CalibrationProgressCallback = std::function<void(const CalibrationProgress&)>;
+
 struct QuantizeOptions {
   std::filesystem::path model;  // checkpoint directory or .safetensors file
   std::string recipe;           // preset name(s) joined by '+', or a YAML file
@@ -45,6 +60,7 @@ struct QuantizeOptions {
   std::filesystem::path tokenizer;   // empty: found in the model directory
   int64_t calib_samples = 128;       // sequences, clipped to the data
   int64_t calib_seq_len = 512;       // tokens per sequence, clipped to max_position_embeddings
+  CalibrationProgressCallback calib_progress;  // may be empty
 };
 
 struct QuantizeProgress {

@@ -1,5 +1,6 @@
-// Max calibration on the engine's forward pass: data -> tokens -> fixed sequences -> amax
-// observers. Max is exact and order-free, so the result does not depend on batching or threads.
+// Max calibration on the engine's forward pass: data -> tokens -> fixed sequences -> the model
+// run layer by layer with amax observers. Max is exact and order-free, so the result does not
+// depend on batching or threads.
 #include "src/pipeline/calibration.h"
 
 #include <algorithm>
@@ -13,7 +14,7 @@
 namespace qf {
 namespace {
 
-// Sequences per forward pass: bounds the activations held at once (about 4096 tokens).
+// Tokens per batch of a layer's pass: bounds the activations held at once.
 constexpr int64_t kBatchTokens = 4096;
 
 }  // namespace
@@ -44,6 +45,13 @@ std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> 
     s.insert(s.end(), begin, begin + from_stream);
   }
   return sequences;
+}
+
+bool LmHeadInputQuantized(const JobPlan& job) {
+  for (const TensorJob& t : job.tensors) {
+    if (t.linear && t.linear->input_quantized && t.linear->module == "lm_head") return true;
+  }
+  return false;
 }
 
 void ApplyCalibration(JobPlan& job, const std::map<std::string, float>& amax) {
@@ -123,17 +131,35 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
       CalibrationSequences(data.tokens, bos, options.samples, options.seq_len,
                            config.max_position_embeddings, data_name);
 
-  const std::unique_ptr<Model> model = Model::LoadDir(model_dir, pool);
-  AmaxObserver observer;
-  std::vector<float> hidden;
+  TokenBatch batch;
+  for (const std::vector<int32_t>& s : sequences) batch.sequences.emplace_back(s);
   const int64_t seq_len = static_cast<int64_t>(sequences.front().size());
-  const size_t per_batch = static_cast<size_t>(std::max<int64_t>(1, kBatchTokens / seq_len));
-  for (size_t first = 0; first < sequences.size(); first += per_batch) {
-    TokenBatch batch;
-    for (size_t i = first; i < std::min(sequences.size(), first + per_batch); ++i) {
-      batch.sequences.emplace_back(sequences[i]);
-    }
-    model->Forward(batch, hidden, &observer);
+  const LayerwiseOptions layerwise{.batch_tokens = kBatchTokens,
+                                   .lm_head_input = options.lm_head_input};
+  CalibrationProgress progress{
+      .num_layers = config.num_hidden_layers,
+      .num_tokens = batch.NumTokens(),
+      .sequences = static_cast<int64_t>(sequences.size()),
+      .seq_len = seq_len,
+      .estimated_bytes =
+          EstimateLayerwiseMemory(config, static_cast<int64_t>(sequences.size()), seq_len,
+                                  pool != nullptr ? static_cast<int64_t>(pool->NumWorkers()) : 1,
+                                  layerwise)
+              .Total()};
+  const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_dir);
+  LayerwiseRunner runner(config, *weights, pool, {}, layerwise);
+  AmaxObserver observer;
+  LayerwiseCallbacks callbacks;
+  callbacks.progress = [&](const LayerwiseProgress& p) {
+    progress.layer = p.layer;
+    progress.tokens_done = p.tokens_done;
+    progress.seconds = p.seconds;
+    if (options.progress) options.progress(progress);
+  };
+  runner.Run(batch, &observer, callbacks);
+  if (options.progress) {
+    progress.finished = true;
+    options.progress(progress);
   }
 
   CalibrationResult result;
@@ -141,6 +167,7 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
   result.sequences = static_cast<int64_t>(sequences.size());
   result.seq_len = seq_len;
   result.tokenizer = tokenizer ? tokenizer->Describe() : "";
+  result.seconds = progress.seconds;
   return result;
 }
 

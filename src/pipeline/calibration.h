@@ -4,8 +4,14 @@
 // "<attn>.v_bmm_quantizer").
 //
 // Like Model Optimizer's max calibration, activations are observed on the unquantized model (the
-// weight quantizers do not act during calibration). This first version loads the whole model in
-// memory (F32); layer-by-layer streaming is future work.
+// weight quantizers do not act during calibration). The model runs layer by layer
+// (LayerwiseRunner, model.h): the F32 residual stream of every calibration token stays in memory,
+// the weights come one decoder layer at a time, so a model larger than memory calibrates as long
+// as samples * seq_len * hidden * 4 bytes plus one layer fit (docs/ENGINE.md has the formula).
+//
+// Defaults: 128 sequences of 512 tokens (65536 tokens; the residual stream of an 8B model is then
+// 1 GiB). Model Optimizer's hf_ptq defaults to 512 samples; max calibration converges well before
+// that on the amax of real text, and 4x the tokens means 4x the time and the residual memory.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "quantforge/pipeline.h"
 #include "quantforge/thread_pool.h"
 #include "src/pipeline/job_plan.h"
 
@@ -26,6 +33,9 @@ struct CalibrationOptions {
   std::filesystem::path tokenizer;  // empty: FindTokenizer(model_dir)
   int64_t samples = 128;
   int64_t seq_len = 512;
+  // Also observe lm_head's input (the final norm's output): only when a recipe quantizes it.
+  bool lm_head_input = false;
+  CalibrationProgressCallback progress;  // may be empty
 };
 
 struct CalibrationResult {
@@ -33,6 +43,7 @@ struct CalibrationResult {
   int64_t sequences = 0;
   int64_t seq_len = 0;
   std::string tokenizer;  // describes the tokenizer used ("" for input_ids data)
+  double seconds = 0.0;   // the layer-by-layer run
 };
 
 // The calibration sequences cut from `stream`: seq_len is clipped to `max_positions`; each
@@ -49,6 +60,9 @@ std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> 
 // qf::Error for a missing data file, a missing tokenizer (text data), no or too few tokens.
 CalibrationResult Calibrate(const std::filesystem::path& model_dir,
                             const CalibrationOptions& options, ThreadPool* pool);
+
+// Whether the job quantizes lm_head's input (then calibration must observe it).
+bool LmHeadInputQuantized(const JobPlan& job);
 
 // Fills the job's input amax (max over each fused group and each MoE layer's routed experts:
 // loaders need one input_scale per fused GEMM) and the KV jobs' k/v amax. Throws qf::Error naming

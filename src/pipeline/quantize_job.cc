@@ -87,7 +87,9 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
                             CalibrationOptions{.data = options.calib_data,
                                                .tokenizer = options.tokenizer,
                                                .samples = options.calib_samples,
-                                               .seq_len = options.calib_seq_len},
+                                               .seq_len = options.calib_seq_len,
+                                               .lm_head_input = LmHeadInputQuantized(job),
+                                               .progress = options.calib_progress},
                             pool);
     ApplyCalibration(job, calibration->amax);
   }

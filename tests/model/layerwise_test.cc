@@ -333,7 +333,12 @@ TEST(LayerwiseMemoryTest, FormulaTermsForLlama32OneB) {
   EXPECT_EQ(m.batch_activations, 4ull * 4096 * (2 * 2048 + 16384) + 4ull * 64 * 512 * 2);
   // 65536 tokens touch at most 65536 rows of 2048 BF16.
   EXPECT_EQ(m.embedding_rows, 2ull * 65536 * 2048);
-  EXPECT_EQ(m.Total(), m.residual + m.layer_weights + m.batch_activations + m.embedding_rows);
+  // gate_proj, up_proj and down_proj: 8192 x 2048 BF16 each.
+  EXPECT_EQ(m.load_mapping, 2ull * 8192 * 2048);
+  EXPECT_EQ(m.Total(), m.residual + m.layer_weights + m.batch_activations);
+  // Few tokens: widening the largest tensor is the peak.
+  const LayerwiseMemory few = EstimateLayerwiseMemory(c, 2, 64, 2);
+  EXPECT_EQ(few.Total(), few.residual + few.layer_weights + few.load_mapping);
 }
 
 }  // namespace

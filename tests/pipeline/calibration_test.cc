@@ -1,8 +1,8 @@
 // quantize --calib on stories260K with a wikitext prefix: W4A4 NVFP4 + FP8 KV and W8A8 FP8
 // exports carry input_scale / k_scale / v_scale from the observed activation max (unified over
 // fused groups), the independent checker accepts them, the amax equals a brute-force max over
-// the captured activations, the bytes do not depend on the thread count, and bad calibration
-// inputs are refused with nothing written.
+// the captured activations and the whole-model observer's (the run is layer by layer), the bytes
+// do not depend on the thread count, and bad calibration inputs are refused with nothing written.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -174,6 +174,61 @@ TEST_F(CalibrationTest, AmaxIsTheBruteForceMax) {
   std::memcpy(&a, &capture.max, 4);
   std::memcpy(&b, &calibrated, 4);
   EXPECT_EQ(a, b) << std::hex << "brute force 0x" << a << " calibrated 0x" << b;
+}
+
+// Calibrate runs the model layer by layer; a whole-model Forward over the same 4096-token
+// batches with the engine's AmaxObserver gives bit-identical amax for every quantizer. Enough
+// sequences for two batches (64 sequences of 64 tokens each), and progress in order.
+TEST_F(CalibrationTest, LayerByLayerEqualsWholeModelAndReportsProgress) {
+  constexpr int64_t kManySamples = 80;
+  ThreadPool pool(2);
+  std::vector<CalibrationProgress> progress;
+  const CalibrationResult result =
+      Calibrate(kModel,
+                {.data = data_, .tokenizer = kTokenizer, .samples = kManySamples,
+                 .seq_len = kSeqLen, .progress = [&](const CalibrationProgress& p) {
+                   progress.push_back(p);
+                 }},
+                &pool);
+  const auto tokenizer = LoadTokenizerFile(kTokenizer);
+  const EvalData data = LoadEvalData(data_, tokenizer.get());
+  const auto sequences =
+      CalibrationSequences(data.tokens, tokenizer->BosId(), kManySamples, kSeqLen, 512, "x");
+  ASSERT_EQ(result.sequences, static_cast<int64_t>(sequences.size()));
+  ASSERT_GT(sequences.size(), 64u) << "the wikitext prefix is too short for two batches";
+  const auto model = Model::LoadDir(kModel, &pool);
+  AmaxObserver whole;
+  std::vector<float> hidden;
+  for (size_t first = 0; first < sequences.size(); first += 64) {
+    TokenBatch batch;
+    for (size_t i = first; i < std::min(sequences.size(), first + 64); ++i) {
+      batch.sequences.emplace_back(sequences[i]);
+    }
+    model->Forward(batch, hidden, &whole);
+  }
+  ASSERT_EQ(result.amax.size(), whole.Amax().size());
+  for (const auto& [name, amax] : whole.Amax()) {
+    ASSERT_TRUE(result.amax.count(name)) << name;
+    uint32_t a, b;
+    std::memcpy(&a, &amax, 4);
+    std::memcpy(&b, &result.amax.at(name), 4);
+    EXPECT_EQ(a, b) << name << std::hex << ": whole model 0x" << a << " layer by layer 0x" << b;
+  }
+  // Two batches per layer, then the final report.
+  const int64_t layers = model->config().num_hidden_layers;
+  ASSERT_EQ(progress.size(), static_cast<size_t>(2 * layers + 1));
+  for (size_t i = 0; i + 1 < progress.size(); ++i) {
+    EXPECT_EQ(progress[i].layer, static_cast<int64_t>(i / 2));
+    EXPECT_EQ(progress[i].tokens_done, i % 2 == 0 ? 64 * kSeqLen : result.sequences * kSeqLen);
+    EXPECT_FALSE(progress[i].finished);
+    if (i > 0) {
+      EXPECT_GE(progress[i].seconds, progress[i - 1].seconds);
+    }
+  }
+  EXPECT_TRUE(progress.back().finished);
+  EXPECT_EQ(progress.back().num_tokens, result.sequences * kSeqLen);
+  EXPECT_EQ(progress.back().num_layers, layers);
+  EXPECT_GT(progress.back().estimated_bytes, 4u * progress.back().num_tokens * 64);
 }
 
 TEST_F(CalibrationTest, SequencesAreClippedAndDeterministic) {

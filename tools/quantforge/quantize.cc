@@ -8,11 +8,15 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
 
 #include "quantforge/checkpoint.h"
 #include "quantforge/error.h"
 #include "quantforge/pipeline.h"
 #include "quantforge/synth.h"
+#include "src/util/format.h"
 #include "tools/quantforge/commands.h"
 #include "tools/quantforge/progress.h"
 
@@ -38,6 +42,54 @@ struct QuantizeArgs {
 };
 
 extern "C" void OnInterrupt(int) { RequestCancel(); }
+
+// A peak from /proc/self/status so far: "VmHWM:" (resident) or "VmPeak:" (address space, what
+// prlimit --as bounds); 0 where unavailable.
+uint64_t ProcStatusBytes(std::string_view key) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with(key)) return std::stoull(line.substr(key.size())) * 1024;  // in kB
+  }
+  return 0;
+}
+
+// Layer-by-layer calibration on stderr: a progress line redrawn on a terminal ("calib: layer
+// 3/32, 12345 tokens/s"), and one summary line always, with the memory estimate next to the
+// measured peak (which, calibration coming first, is calibration's).
+class CalibrationReport {
+ public:
+  explicit CalibrationReport(bool is_terminal) : is_terminal_(is_terminal) {}
+
+  void Update(const CalibrationProgress& p) {
+    // Whole-model tokens per second: token-layers done over the number of layers.
+    const double token_layers = static_cast<double>(p.layer * p.num_tokens + p.tokens_done);
+    const double rate =
+        p.seconds > 0 ? token_layers / static_cast<double>(p.num_layers) / p.seconds : 0.0;
+    if (p.finished) {
+      if (drawn_) std::fputs("\r\033[K", stderr);
+      std::fprintf(stderr,
+                   "calib: %lld sequences x %lld tokens, %lld layers in %.1f s (%.0f tokens/s); "
+                   "memory estimate %s + fixed overhead; peak RSS %s, address space %s\n",
+                   static_cast<long long>(p.sequences), static_cast<long long>(p.seq_len),
+                   static_cast<long long>(p.num_layers), p.seconds, rate,
+                   FormatBytes(p.estimated_bytes).c_str(),
+                   FormatBytes(ProcStatusBytes("VmHWM:")).c_str(),
+                   FormatBytes(ProcStatusBytes("VmPeak:")).c_str());
+      return;
+    }
+    if (!is_terminal_ || p.seconds - last_draw_ < 0.1) return;
+    last_draw_ = p.seconds;
+    drawn_ = true;
+    std::fprintf(stderr, "\r\033[Kcalib: layer %lld/%lld, %.0f tokens/s",
+                 static_cast<long long>(p.layer + 1), static_cast<long long>(p.num_layers), rate);
+  }
+
+ private:
+  bool is_terminal_;
+  bool drawn_ = false;
+  double last_draw_ = -1.0;
+};
 
 // Removes the generated default model however the job ends.
 class TempDir {
@@ -65,6 +117,8 @@ int Run(const QuantizeArgs& args, Context& context) {
   options.tokenizer = args.tokenizer;
   options.calib_samples = args.calib_samples;
   options.calib_seq_len = args.seq_len;
+  CalibrationReport calib_report(context.is_terminal);
+  options.calib_progress = [&](const CalibrationProgress& p) { calib_report.Update(p); };
   const std::optional<ExportFormat> format = ParseExportFormat(args.format);
   if (!format) throw Error("unknown --format '" + args.format + "' (modelopt, compressed-tensors)");
   options.format = *format;
