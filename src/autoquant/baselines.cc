@@ -1,6 +1,8 @@
-// A seeded random assignment within the budget: the baseline AutoQuantize must beat (issue 5:
-// "at the same BPE, beats ... a random assignment"). It is made to spend about as much of the
-// budget as the solver does, so the comparison is at (nearly) the same BPE.
+// Assignments around the solver: the band fallback of the CLI (SolveNearBudget), the uniform
+// references, and a seeded random assignment within the budget, the baseline AutoQuantize must
+// beat (issue 5: "at the same BPE, beats ... a random assignment"). The random one is made to
+// spend about as much of the budget as the solver does, so the comparison is at (nearly) the
+// same BPE.
 //
 // Pass 1 visits the groups in a random order and gives each a uniformly random candidate among
 // those that leave the rest feasible at their cheapest formats. Pass 2 visits them in a new
@@ -61,6 +63,44 @@ Assignment RandomAssignment(std::span<const DecisionGroup> groups, const ScoreTa
         break;
       }
     }
+  }
+  EvaluateAssignment(groups, scores, result);
+  return result;
+}
+
+Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTable& scores,
+                           double budget_bpe, double tolerance, SolverOptions options,
+                           std::string* note) {
+  if (note) note->clear();
+  if (tolerance > 0.0) {
+    // The plain optimum first: when it already lands in the band it is the band's optimum too.
+    options.min_bpe = 0.0;
+    const Assignment plain = SolveAutoQuant(groups, scores, budget_bpe, options);
+    if (plain.bpe >= budget_bpe - tolerance) return plain;
+    options.min_bpe = budget_bpe - tolerance;
+    try {
+      return SolveAutoQuant(groups, scores, budget_bpe, options);
+    } catch (const Error& e) {
+      if (note) {
+        *note = fmt::format("no assignment within {:.3f} of the budget ({}); the least-score one "
+                            "under it is used",
+                            tolerance, e.what());
+      }
+      return plain;
+    }
+  }
+  options.min_bpe = 0.0;
+  return SolveAutoQuant(groups, scores, budget_bpe, options);
+}
+
+Assignment UniformAssignment(std::span<const DecisionGroup> groups, const ScoreTable& scores,
+                             AutoFormat format) {
+  Assignment result;
+  for (const DecisionGroup& g : groups) {
+    const auto it = std::find(g.candidates.begin(), g.candidates.end(), format);
+    result.choice.push_back(it == g.candidates.end()
+                                ? g.candidates.size() - 1
+                                : static_cast<size_t>(it - g.candidates.begin()));
   }
   EvaluateAssignment(groups, scores, result);
   return result;

@@ -352,31 +352,6 @@ Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTabl
   return result;
 }
 
-Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTable& scores,
-                           double budget_bpe, double tolerance, SolverOptions options,
-                           std::string* note) {
-  if (note) note->clear();
-  if (tolerance > 0.0) {
-    // The plain optimum first: when it already lands in the band it is the band's optimum too.
-    options.min_bpe = 0.0;
-    const Assignment plain = SolveAutoQuant(groups, scores, budget_bpe, options);
-    if (plain.bpe >= budget_bpe - tolerance) return plain;
-    options.min_bpe = budget_bpe - tolerance;
-    try {
-      return SolveAutoQuant(groups, scores, budget_bpe, options);
-    } catch (const Error& e) {
-      if (note) {
-        *note = fmt::format("no assignment within {:.3f} of the budget ({}); the least-score one "
-                            "under it is used",
-                            tolerance, e.what());
-      }
-      return plain;
-    }
-  }
-  options.min_bpe = 0.0;
-  return SolveAutoQuant(groups, scores, budget_bpe, options);
-}
-
 Assignment BruteForceAutoQuant(std::span<const DecisionGroup> groups, const ScoreTable& scores,
                                double budget_bpe, double min_bpe) {
   CheckScores(groups, scores);
@@ -408,19 +383,6 @@ Assignment BruteForceAutoQuant(std::span<const DecisionGroup> groups, const Scor
   best.proved_optimal = true;
   best.lower_bound = best.total_score;
   return best;
-}
-
-Assignment UniformAssignment(std::span<const DecisionGroup> groups, const ScoreTable& scores,
-                             AutoFormat format) {
-  Assignment result;
-  for (const DecisionGroup& g : groups) {
-    const auto it = std::find(g.candidates.begin(), g.candidates.end(), format);
-    result.choice.push_back(it == g.candidates.end()
-                                ? g.candidates.size() - 1
-                                : static_cast<size_t>(it - g.candidates.begin()));
-  }
-  EvaluateAssignment(groups, scores, result);
-  return result;
 }
 
 }  // namespace qf
