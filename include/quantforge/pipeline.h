@@ -35,8 +35,8 @@ struct CalibrationProgress {
   int64_t num_tokens = 0;   // sequences * seq_len
   int64_t sequences = 0;
   int64_t seq_len = 0;
-  double seconds = 0.0;             // since the first layer started
-  uint64_t estimated_bytes = 0;     // EstimateLayerwiseMemory(...).Total() (model.h)
+  double seconds = 0.0;          // since the first layer started
+  uint64_t estimated_bytes = 0;  // EstimateLayerwiseMemory(...).Total() (model.h)
   bool finished = false;
 };
 using CalibrationProgressCallback = std::function<void(const CalibrationProgress&)>;

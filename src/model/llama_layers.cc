@@ -151,10 +151,11 @@ LlamaLayerWeights LoadLlamaLayerWeights(const ModelConfig& config, const WeightS
   w.qkv = LoadStacked(source, options, {attn + "q_proj", attn + "k_proj", attn + "v_proj"},
                       {q_out, kv_out, kv_out}, hidden, config.qkv_bias);
   w.o = LoadLinear(source, options, attn + "o_proj", hidden, q_out, config.o_bias);
-  w.post_attention_norm = LoadNorm(source, options, prefix + "post_attention_layernorm.weight", config);
-  w.gate_up = LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
-                          {config.intermediate_size, config.intermediate_size}, hidden,
-                          config.mlp_bias);
+  w.post_attention_norm =
+      LoadNorm(source, options, prefix + "post_attention_layernorm.weight", config);
+  w.gate_up =
+      LoadStacked(source, options, {mlp + "gate_proj", mlp + "up_proj"},
+                  {config.intermediate_size, config.intermediate_size}, hidden, config.mlp_bias);
   w.down = LoadLinear(source, options, mlp + "down_proj", hidden, config.intermediate_size,
                       config.mlp_bias);
   return w;
@@ -165,21 +166,21 @@ DecoderLayer MakeLlamaDecoderLayer(const ModelConfig& config, int64_t layer,
   const std::string prefix = LlamaLayerPrefix(layer);
   std::vector<ResidualBlock> blocks(2);
   blocks[0].norm = std::move(weights.input_norm);
-  blocks[0].mixer = std::make_unique<Attention>(LlamaAttentionShape(config), inv_freq,
-                                                std::move(weights.qkv), std::move(weights.o),
-                                                prefix + "self_attn.");
+  blocks[0].mixer =
+      std::make_unique<Attention>(LlamaAttentionShape(config), inv_freq, std::move(weights.qkv),
+                                  std::move(weights.o), prefix + "self_attn.");
   blocks[1].norm = std::move(weights.post_attention_norm);
   blocks[1].mixer = std::make_unique<SwiGluMlp>(config.hidden_size, config.intermediate_size,
-                                                std::move(weights.gate_up),
-                                                std::move(weights.down), prefix + "mlp.");
+                                                std::move(weights.gate_up), std::move(weights.down),
+                                                prefix + "mlp.");
   return DecoderLayer(std::move(blocks));
 }
 
 DecoderLayer LoadLlamaDecoderLayer(const ModelConfig& config, const WeightSource& source,
                                    const LoadOptions& options, int64_t layer,
                                    const std::vector<double>& inv_freq) {
-  return MakeLlamaDecoderLayer(config, layer,
-                               LoadLlamaLayerWeights(config, source, options, layer), inv_freq);
+  return MakeLlamaDecoderLayer(config, layer, LoadLlamaLayerWeights(config, source, options, layer),
+                               inv_freq);
 }
 
 AlignedBuffer<float> LoadLlamaEmbedding(const ModelConfig& config, const WeightSource& source) {

@@ -160,8 +160,8 @@ TEST_F(LayerwiseTest, MatchesWholeModelBitForBit) {
   size_t mismatches = 0;
   for (size_t i = 0; i < hidden.size(); ++i) {
     if (Bits(hidden[i]) != Bits(expected[i]) && mismatches++ < 5) {
-      ADD_FAILURE() << "hidden[" << i << "]: layerwise " << std::hex << Bits(hidden[i])
-                    << " whole " << Bits(expected[i]);
+      ADD_FAILURE() << "hidden[" << i << "]: layerwise " << std::hex << Bits(hidden[i]) << " whole "
+                    << Bits(expected[i]);
     }
   }
   EXPECT_EQ(mismatches, 0u);
@@ -265,8 +265,8 @@ class WithBiases final : public WeightSource {
   std::optional<TensorView> Find(std::string_view name) const override {
     const auto it = biases_.find(std::string(name));
     if (it == biases_.end()) return inner_.Find(name);
-    return MakeView(std::span<const float>(it->second),
-                    {static_cast<int64_t>(it->second.size())}, it->first);
+    return MakeView(std::span<const float>(it->second), {static_cast<int64_t>(it->second.size())},
+                    it->first);
   }
   std::string Describe() const override { return "checkpoint with biases"; }
   void Release(std::string_view name) const override { inner_.Release(name); }
@@ -282,14 +282,14 @@ TEST_F(LayerwiseTest, BiasesAndWeightTransformMatchWholeModel) {
   const WithBiases weights(*checkpoint, config_);
   // A transform that changes every weight (drops the low 12 mantissa bits) and logs the order.
   std::vector<std::string> order;
-  const LoadOptions load{.weight_transform = [&](const std::string& name, std::span<float> w,
-                                                 int64_t, int64_t) {
-    order.push_back(name);
-    for (float& v : w) {
-      uint32_t b = Bits(v) & 0xFFFFF000u;
-      std::memcpy(&v, &b, 4);
-    }
-  }};
+  const LoadOptions load{
+      .weight_transform = [&](const std::string& name, std::span<float> w, int64_t, int64_t) {
+        order.push_back(name);
+        for (float& v : w) {
+          uint32_t b = Bits(v) & 0xFFFFF000u;
+          std::memcpy(&v, &b, 4);
+        }
+      }};
   const std::unique_ptr<Model> model = Model::Load(config_, weights, nullptr, load);
   const std::vector<std::string> whole_order = order;
   order.clear();
@@ -311,8 +311,8 @@ TEST_F(LayerwiseTest, BiasesAndWeightTransformMatchWholeModel) {
     EXPECT_EQ(Bits(layerwise.amax().at(key)), Bits(amax)) << key;
   }
   ASSERT_EQ(runner.hidden().size(), expected.size());
-  EXPECT_TRUE(std::memcmp(runner.hidden().data(), expected.data(),
-                          expected.size() * sizeof(float)) == 0);
+  EXPECT_TRUE(
+      std::memcmp(runner.hidden().data(), expected.data(), expected.size() * sizeof(float)) == 0);
 }
 
 TEST(LayerwiseMemoryTest, FormulaTermsForLlama32OneB) {

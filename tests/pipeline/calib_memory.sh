@@ -5,16 +5,19 @@
 #   residual stream  4 * N * T * hidden                               (N sequences of T tokens)
 # + one layer        4 * P_layer                                      (232 MiB for this shape)
 # + one batch        4 * B * (2 * hidden + max(qkv + q, 2 * inter)) + 4 * 64 * T * workers
+#                    (B: the tokens of min(N, 4096 / T) sequences; for resident memory the
+#                    larger of this and the layer's largest stored tensor, mapped while widened)
 # + embedding table  vocab * hidden * 2   (mapped whole while its rows are gathered, then unmapped;
 #                                          only the rows touched become resident)
 # + fixed            512 MiB of address space (code, libraries, OpenBLAS buffers, thread stacks,
-#                                           malloc arenas; ~30 MiB of it resident)
+#                                           malloc arenas; 15-55 MiB of it resident)
 # A whole-model F32 load cannot fit (4.9 GB of weights alone), nor can widening the embedding
 # table (1 GB). The calibration summary line reports the measured peak RSS (VmHWM) and address
 # space (VmPeak), which are checked against the formula.
 # The checkpoint is written by numpy (a 32 MiB block of N(0, 0.02) values reused at per-tensor
 # offsets) because `quantforge generate --preset 1b` takes about a minute on 2 busy cores.
-# Usage: calib_memory.sh QUANTFORGE_BINARY. Exit 77 = skipped (no prlimit or numpy).
+# Usage: [CALIB_SAMPLES=N CALIB_SEQ_LEN=T] calib_memory.sh QUANTFORGE_BINARY.
+# Exit 77 = skipped (no prlimit or numpy).
 set -euo pipefail
 qf=$1
 command -v prlimit >/dev/null || { echo "SKIP: prlimit (util-linux) is not installed"; exit 77; }
@@ -29,7 +32,9 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 fi
 
 hidden=2048 inter=8192 layers=16 heads=32 kv_heads=8 head_dim=64 vocab=128256
-samples=4 seq_len=64 workers=2
+# N x T: small for CI; bench/RESULTS.md also has CALIB_SAMPLES=16 CALIB_SEQ_LEN=256 (one full
+# 4096-token batch).
+samples=${CALIB_SAMPLES:-4} seq_len=${CALIB_SEQ_LEN:-64} workers=2
 "$py" - "$work" $hidden $inter $layers $heads $kv_heads $head_dim $vocab $samples $seq_len <<'EOF'
 import json, os, struct, sys
 import numpy as np
@@ -84,7 +89,9 @@ q=$((heads * head_dim)) kv=$((kv_heads * head_dim))
 residual=$((4 * samples * seq_len * hidden))
 layer=$((4 * (2 * hidden + (q + 2 * kv) * hidden + hidden * q + 3 * inter * hidden)))
 widest=$(( q + 2 * kv + q > 2 * inter ? q + 2 * kv + q : 2 * inter ))
-batch=$((4 * samples * seq_len * (2 * hidden + widest) + 4 * 64 * seq_len * workers))
+per_batch=$((4096 / seq_len > 1 ? 4096 / seq_len : 1))
+batch_tokens=$(((samples < per_batch ? samples : per_batch) * seq_len))
+batch=$((4 * batch_tokens * (2 * hidden + widest) + 4 * 64 * seq_len * workers))
 table=$((vocab * hidden * 2))
 rows=$((samples * seq_len * hidden * 2))
 fixed=$((512 * mib))
@@ -112,14 +119,17 @@ sys.exit(0 if sum(k.endswith("input_scale") for k in names) == 16 * 7 else 1)
 EOF
 
 # The measured peak resident memory of calibration against the formula's resident terms
-# (residual + layer + batch + rows touched) plus 128 MiB for code, libraries and buffers.
+# (residual + max(rows touched, layer + max(batch, largest stored tensor))) plus 128 MiB for code,
+# libraries and OpenBLAS's buffers.
 to_bytes() {  # "276.98 MiB" -> bytes
   case $2 in GiB) m=1073741824 ;; MiB) m=1048576 ;; KiB) m=1024 ;; *) m=1 ;; esac
   awk -v v="$1" -v m="$m" 'BEGIN { printf "%d", v * m }'
 }
 read -r hwm_v hwm_u < <(echo "$line" | sed -E 's/.*peak RSS ([0-9.]+) ([KMG]?i?B).*/\1 \2/')
 hwm=$(to_bytes "$hwm_v" "$hwm_u")
-resident=$((residual + layer + batch + rows))
+largest=$((2 * inter * hidden))
+resident=$((residual + layer + (batch > largest ? batch : largest)))
+resident=$((resident > residual + rows ? resident : residual + rows))
 echo "peak RSS $((hwm / mib)) MiB vs formula $((resident / mib)) MiB + fixed"
 [ "$hwm" -le $((resident + 128 * mib)) ] || { echo "FAIL: peak RSS exceeds the formula"; exit 1; }
 [ "$hwm" -ge "$layer" ] || { echo "FAIL: peak RSS below one layer's weights?"; exit 1; }
