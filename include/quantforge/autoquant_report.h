@@ -31,9 +31,9 @@ struct SweepPoint {
   bool proved_optimal = false;
   double nll = 0.0;
   double perplexity = 0.0;
-  double kl = 0.0;    // mean KL(P_bf16 || P_quant) per predicted token, nats
-  double top1 = 0.0;  // fraction of positions whose argmax agrees with the unquantized model
-  std::string recipe;                      // recipe file, relative to the report directory
+  double kl = 0.0;     // mean KL(P_bf16 || P_quant) per predicted token, nats
+  double top1 = 0.0;   // fraction of positions whose argmax agrees with the unquantized model
+  std::string recipe;  // recipe file, relative to the report directory
   std::vector<std::string> group_formats;  // per decision group
 };
 
@@ -60,9 +60,9 @@ struct SweepOptions {
   std::filesystem::path data;  // evaluation text (tokenized with the scoring tokenizer)
   std::vector<double> budgets;
   int64_t eval_seq_len = 256;
-  int64_t eval_max_tokens = 16384;  // data tokens per evaluation (0: all)
-  uint64_t seed = 1;                // random baseline at budget i uses seed + i
-  double tolerance = 0.02;          // SolveNearBudget's band
+  int64_t eval_max_tokens = 16384;              // data tokens per evaluation (0: all)
+  uint64_t seed = 1;                            // random baseline at budget i uses seed + i
+  double tolerance = 0.02;                      // SolveNearBudget's band
   std::function<void(const std::string&)> log;  // progress lines (stderr in the CLI)
 };
 

@@ -23,9 +23,9 @@ namespace qf {
 Assignment RandomAssignment(std::span<const DecisionGroup> groups, const ScoreTable& scores,
                             double budget_bpe, uint64_t seed) {
   const int64_t total = TotalElements(groups);
-  const int64_t budget = static_cast<int64_t>(std::floor(
-      static_cast<long double>(budget_bpe) * 4.0L * static_cast<long double>(total) *
-      (1.0L + 1e-12L)));
+  const int64_t budget =
+      static_cast<int64_t>(std::floor(static_cast<long double>(budget_bpe) * 4.0L *
+                                      static_cast<long double>(total) * (1.0L + 1e-12L)));
   const auto cost = [&](size_t g, size_t c) {
     return groups[g].num_elements * QuarterBitsPerElement(groups[g].candidates[c]);
   };
@@ -82,9 +82,10 @@ Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTab
       return SolveAutoQuant(groups, scores, budget_bpe, options);
     } catch (const Error& e) {
       if (note) {
-        *note = fmt::format("no assignment within {:.3f} of the budget ({}); the least-score one "
-                            "under it is used",
-                            tolerance, e.what());
+        *note = fmt::format(
+            "no assignment within {:.3f} of the budget ({}); the least-score one "
+            "under it is used",
+            tolerance, e.what());
       }
       return plain;
     }

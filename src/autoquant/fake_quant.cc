@@ -88,9 +88,9 @@ WeightTransform MakeAssignmentTransform(std::span<const DecisionGroup> groups,
     const auto it = formats.find(name);
     if (it == formats.end()) return;
     const auto amax = fusion_amax.find(name.substr(0, name.size() - 7));  // drop ".weight"
-    FakeQuantizeWeight(weight, rows, cols, it->second,
-                       amax == fusion_amax.end() ? std::nullopt : std::optional<float>(amax->second),
-                       name, pool);
+    FakeQuantizeWeight(
+        weight, rows, cols, it->second,
+        amax == fusion_amax.end() ? std::nullopt : std::optional<float>(amax->second), name, pool);
   };
 }
 

@@ -41,7 +41,8 @@ const FormatRow& RowOf(AutoFormat format) {
 
 std::string KnownNames() {
   std::string names;
-  for (const FormatRow& row : kFormats) names += (names.empty() ? "" : ", ") + std::string(row.name);
+  for (const FormatRow& row : kFormats)
+    names += (names.empty() ? "" : ", ") + std::string(row.name);
   return names;
 }
 

@@ -63,8 +63,8 @@ std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& te
   for (size_t p = 0; p < probes.size(); ++p) {
     const AutoFormat format = probes[p];
     if (format == AutoFormat::kNone || (p > 0 && format == AutoFormat::kFp8)) continue;
-    const bool is_candidate = p > 0 || std::find(formats.begin(), formats.end(),
-                                                 AutoFormat::kFp8) != formats.end();
+    const bool is_candidate =
+        p > 0 || std::find(formats.begin(), formats.end(), AutoFormat::kFp8) != formats.end();
     const Recipe recipe = ParseRecipe(UniformRecipeYaml(format), "autoquant uniform recipe");
     for (const TensorPlan& plan : PlanCheckpoint(recipe, tensors)) {
       if (!plan.is_linear_weight || !autoquant::PlannedAs(plan.weight, format)) continue;

@@ -45,7 +45,8 @@ std::string ImportAlias(AutoFormat format) {
 }
 
 std::string GapText(const Assignment& a) {
-  if (a.proved_optimal) return fmt::format("0 (proved optimal, {} branch-and-bound nodes)", a.nodes);
+  if (a.proved_optimal)
+    return fmt::format("0 (proved optimal, {} branch-and-bound nodes)", a.nodes);
   if (a.nodes == 0) return "n/a (not solved: a fixed assignment)";
   return fmt::format("{:.6g} (node limit reached after {} nodes; lower bound {:.6g})", a.gap,
                      a.nodes, a.lower_bound);
@@ -57,8 +58,8 @@ std::string AssignmentTable(std::span<const DecisionGroup> groups, const ScoreTa
                             const Assignment& assignment) {
   size_t width = 5;
   for (const DecisionGroup& g : groups) width = std::max(width, g.name.size());
-  std::string out = fmt::format("{:<{}}  {:<9}  {:>12}  {:>5}  {:>10}\n", "group", width,
-                                "format", "score", "bits", "elements");
+  std::string out = fmt::format("{:<{}}  {:<9}  {:>12}  {:>5}  {:>10}\n", "group", width, "format",
+                                "score", "bits", "elements");
   for (size_t g = 0; g < groups.size(); ++g) {
     const size_t c = assignment.choice.at(g);
     const AutoFormat format = groups[g].candidates.at(c);
@@ -104,9 +105,9 @@ std::string AssignmentRecipeYaml(std::span<const DecisionGroup> groups, const Sc
     if (f != AutoFormat::kNone) used.insert(f);
   }
   out += "metadata:\n  recipe_type: ptq\n";
-  out += fmt::format("  description: {}\n",
-                     SingleQuoted(fmt::format("AutoQuantize {:.4f} bits/element, weight-only",
-                                              assignment.bpe)));
+  out += fmt::format(
+      "  description: {}\n",
+      SingleQuoted(fmt::format("AutoQuantize {:.4f} bits/element, weight-only", assignment.bpe)));
   if (!used.empty()) {
     out += "imports:\n";
     for (AutoFormat f : used) {

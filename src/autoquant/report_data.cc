@@ -80,13 +80,12 @@ std::string SweepReportCsv(const SweepReport& report) {
     return present && std::isfinite(v) ? fmt::format("{:.9g}", v) : std::string();
   };
   for (const SweepPoint& p : report.points) {
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", SweepPointKindName(p.kind),
-                       CsvField(p.label), num(p.budget_bpe, p.budget_bpe > 0),
-                       num(p.bpe, p.evaluated), num(p.score, p.score >= 0), num(p.gap, true),
-                       p.proved_optimal ? 1 : 0, num(p.nll, p.evaluated),
-                       num(p.perplexity, p.evaluated), num(p.kl, p.evaluated),
-                       num(p.top1, p.evaluated), p.evaluated ? 1 : 0, CsvField(p.note),
-                       CsvField(p.recipe));
+    out += fmt::format(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", SweepPointKindName(p.kind),
+        CsvField(p.label), num(p.budget_bpe, p.budget_bpe > 0), num(p.bpe, p.evaluated),
+        num(p.score, p.score >= 0), num(p.gap, true), p.proved_optimal ? 1 : 0,
+        num(p.nll, p.evaluated), num(p.perplexity, p.evaluated), num(p.kl, p.evaluated),
+        num(p.top1, p.evaluated), p.evaluated ? 1 : 0, CsvField(p.note), CsvField(p.recipe));
   }
   return out;
 }

@@ -71,9 +71,10 @@ std::string SweepReportHtml(const SweepReport& report) {
       "token agrees. Weights are fake-quantized in memory (weight-only); activations stay "
       "unquantized. Each random assignment meets the same budget as the AutoQuantize point "
       "beside it.</p>\n";
-  html += "<h2>All points</h2>\n<table>\n<tr><th class=\"l\">kind</th><th class=\"l\">label</th>"
-          "<th>budget</th><th>achieved BPE</th><th>score</th><th>gap</th><th>perplexity</th>"
-          "<th>&Delta; ppl</th><th>KL</th><th>top-1</th><th class=\"l\">recipe / note</th></tr>\n";
+  html +=
+      "<h2>All points</h2>\n<table>\n<tr><th class=\"l\">kind</th><th class=\"l\">label</th>"
+      "<th>budget</th><th>achieved BPE</th><th>score</th><th>gap</th><th>perplexity</th>"
+      "<th>&Delta; ppl</th><th>KL</th><th>top-1</th><th class=\"l\">recipe / note</th></tr>\n";
   for (const SweepPoint& p : report.points) {
     const std::string kind(SweepPointKindName(p.kind));
     const double delta =

@@ -167,7 +167,8 @@ std::string Panel(const SweepReport& report, double x0, const std::string& title
             [](const SweepPoint* a, const SweepPoint* b) { return a->bpe < b->bpe; });
   if (solved.size() > 1) {
     std::string line;
-    for (const SweepPoint* p : solved) line += fmt::format("{:.1f},{:.1f} ", sx(p->bpe), sy(y_of(*p)));
+    for (const SweepPoint* p : solved)
+      line += fmt::format("{:.1f},{:.1f} ", sx(p->bpe), sy(y_of(*p)));
     svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
                        line, kAutoColor);
   }
@@ -185,8 +186,8 @@ std::string Panel(const SweepReport& report, double x0, const std::string& title
         svg += fmt::format(
             "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"{}\" "
             "fill=\"#222\">{}</text>\n",
-            x < (left + right) / 2 ? x + 8 : x - 8, y - 8,
-            x < (left + right) / 2 ? "start" : "end", Escape(p->label));
+            x < (left + right) / 2 ? x + 8 : x - 8, y - 8, x < (left + right) / 2 ? "start" : "end",
+            Escape(p->label));
         break;
     }
   }
@@ -203,11 +204,12 @@ std::string SweepPlotSvg(const SweepReport& report) {
       "viewBox=\"0 0 {0:.0f} {1:.0f}\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"#fafafa\"/>\n",
       width, height);
-  svg += Panel(report, 0.0, "Perplexity vs bits per element", "perplexity (lower is better)",
-               [](const SweepPoint& p) { return p.perplexity; }, false);
-  svg += Panel(report, kPanelWidth, "KL divergence to the unquantized model",
-               "KL(P_bf16 || P_quant), nats/token", [](const SweepPoint& p) { return p.kl; },
-               true);
+  svg += Panel(
+      report, 0.0, "Perplexity vs bits per element", "perplexity (lower is better)",
+      [](const SweepPoint& p) { return p.perplexity; }, false);
+  svg += Panel(
+      report, kPanelWidth, "KL divergence to the unquantized model",
+      "KL(P_bf16 || P_quant), nats/token", [](const SweepPoint& p) { return p.kl; }, true);
   // Legend.
   double y = kPanelHeight + 12;
   double x = 90;

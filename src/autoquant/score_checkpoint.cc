@@ -17,8 +17,9 @@ std::unique_ptr<Tokenizer> LoadModelTokenizer(const std::filesystem::path& model
     return FindTokenizer(model);
   } catch (const Error& e) {
     if (required) {
-      throw Error(std::string(e.what()) + " (pass --tokenizer FILE: tokenizer.json, a "
-                                          "SentencePiece .model or a llama2.c .bin)");
+      throw Error(std::string(e.what()) +
+                  " (pass --tokenizer FILE: tokenizer.json, a "
+                  "SentencePiece .model or a llama2.c .bin)");
     }
     return nullptr;
   }
@@ -28,8 +29,8 @@ ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   const auto start = std::chrono::steady_clock::now();
   const ModelConfig config = LoadModelConfig(inputs.model);
   ScoredModel result;
-  result.groups = BuildDecisionGroups(CheckpointTensorDescs(inputs.model),
-                                      ParseAutoFormatList(inputs.formats));
+  result.groups =
+      BuildDecisionGroups(CheckpointTensorDescs(inputs.model), ParseAutoFormatList(inputs.formats));
 
   std::unique_ptr<Tokenizer> tokenizer = LoadModelTokenizer(inputs.model, inputs.tokenizer, false);
   if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
@@ -55,8 +56,7 @@ ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   result.raw_scores = GradientScores(*model, *weights, result.groups, sequences, pool, options);
   result.scores = result.raw_scores;
   MakeScoresMonotone(result.groups, result.scores);
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

@@ -31,14 +31,13 @@ double ScoreOneFormat(const LinearGradient& lg, AutoFormat format, std::optional
   for (int64_t i = 0; i < numel; ++i) dw[i] -= lg.weight[i];
   dy.resize(static_cast<size_t>(lg.rows * lg.out_features));
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(lg.rows),
-              static_cast<int>(lg.out_features), static_cast<int>(lg.in_features), 1.0f,
-              lg.input, static_cast<int>(lg.in_features), dw.data(),
-              static_cast<int>(lg.in_features), 0.0f, dy.data(),
-              static_cast<int>(lg.out_features));
+              static_cast<int>(lg.out_features), static_cast<int>(lg.in_features), 1.0f, lg.input,
+              static_cast<int>(lg.in_features), dw.data(), static_cast<int>(lg.in_features), 0.0f,
+              dy.data(), static_cast<int>(lg.out_features));
   double score = 0.0;
   for (size_t i = 0; i < dy.size(); ++i) {
-    const double p = std::clamp(static_cast<double>(lg.grad_output[i]) * dy[i], -kProductClamp,
-                                kProductClamp);
+    const double p =
+        std::clamp(static_cast<double>(lg.grad_output[i]) * dy[i], -kProductClamp, kProductClamp);
     score += p * p;
   }
   return score;
@@ -87,8 +86,8 @@ ScoreTable GradientScores(const GradientModel& model, const WeightSource& weight
   const std::map<std::string, float> fusion_amax = FusionGlobalAmax(groups, weights, pool);
 
   const int64_t seq_len = static_cast<int64_t>(sequences.front().size());
-  const size_t per_batch =
-      static_cast<size_t>(std::max<int64_t>(1, options.batch_tokens / std::max<int64_t>(1, seq_len)));
+  const size_t per_batch = static_cast<size_t>(
+      std::max<int64_t>(1, options.batch_tokens / std::max<int64_t>(1, seq_len)));
   ScoreProgress progress;
   progress.batches_total = static_cast<int64_t>((sequences.size() + per_batch - 1) / per_batch);
   const auto start = std::chrono::steady_clock::now();
@@ -121,10 +120,11 @@ ScoreTable GradientScores(const GradientModel& model, const WeightSource& weight
   size_t num_modules = 0;
   for (const DecisionGroup& g : groups) num_modules += g.modules.size();
   if (num_visited != num_modules * static_cast<size_t>(progress.batches_total)) {
-    throw Error(fmt::format("the backward pass visited {} decision modules over {} batches, "
-                            "expected {} per batch (a module name the gradient model does not "
-                            "know?)",
-                            num_visited, progress.batches_total, num_modules));
+    throw Error(
+        fmt::format("the backward pass visited {} decision modules over {} batches, "
+                    "expected {} per batch (a module name the gradient model does not "
+                    "know?)",
+                    num_visited, progress.batches_total, num_modules));
   }
   ScoreTable scores(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {

@@ -100,8 +100,9 @@ void CheckFeasible(std::span<const DecisionGroup> groups, int64_t budget, double
       "budget {:.4f} bits/element is infeasible: the minimum these formats reach is {:.4f} "
       "({} decoder Linear weight elements){}",
       budget_bpe, MinimumBpe(groups), TotalElements(groups),
-      limited.empty() ? "" : fmt::format("; {} groups cannot take a 4-bit format, e.g. {}",
-                                         num_limited, limited)));
+      limited.empty()
+          ? ""
+          : fmt::format("; {} groups cannot take a 4-bit format, e.g. {}", num_limited, limited)));
 }
 
 class BranchAndBound {
@@ -205,8 +206,9 @@ class BranchAndBound {
     }
     // Within a group the hull's efficiencies strictly decrease, so a stable sort keeps each
     // group's steps in order.
-    std::stable_sort(segments_.begin(), segments_.end(),
-                     [](const Segment& a, const Segment& b) { return a.efficiency > b.efficiency; });
+    std::stable_sort(segments_.begin(), segments_.end(), [](const Segment& a, const Segment& b) {
+      return a.efficiency > b.efficiency;
+    });
   }
 
   // The LP optimum of groups at positions >= first with `remaining` quarter-bits.
@@ -286,14 +288,14 @@ class BranchAndBound {
   int64_t budget_;
   int64_t min_cost_;
   int64_t max_nodes_;
-  std::vector<size_t> order_;              // search position -> group
-  std::vector<std::vector<Item>> items_;   // per position: non-dominated, ascending cost
+  std::vector<size_t> order_;                 // search position -> group
+  std::vector<std::vector<Item>> items_;      // per position: non-dominated, ascending cost
   std::vector<std::vector<Item>> dfs_items_;  // what the search branches over (ascending cost)
-  std::vector<int64_t> suffix_cost_;       // cheapest cost of positions >= p
-  std::vector<int64_t> suffix_max_cost_;   // dearest cost of positions >= p
-  std::vector<double> suffix_score_;       // their scores
-  std::vector<Segment> segments_;          // all hull steps, descending efficiency
-  std::vector<size_t> current_, best_;     // per position: item index
+  std::vector<int64_t> suffix_cost_;          // cheapest cost of positions >= p
+  std::vector<int64_t> suffix_max_cost_;      // dearest cost of positions >= p
+  std::vector<double> suffix_score_;          // their scores
+  std::vector<Segment> segments_;             // all hull steps, descending efficiency
+  std::vector<size_t> current_, best_;        // per position: item index
   double best_score_ = kInfinity;
   double root_bound_ = 0.0;
   double margin_ = 0.0;
@@ -336,8 +338,7 @@ Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTabl
   search.Run();
   if (!search.found()) {
     throw Error(fmt::format(
-        "no assignment lands between {:.4f} and {:.4f} bits/element{}", options.min_bpe,
-        budget_bpe,
+        "no assignment lands between {:.4f} and {:.4f} bits/element{}", options.min_bpe, budget_bpe,
         search.aborted() ? fmt::format(" within {} branch-and-bound nodes", options.max_nodes)
                          : std::string(" (the formats' bit steps are coarser than the band)")));
   }
@@ -346,8 +347,8 @@ Assignment SolveAutoQuant(std::span<const DecisionGroup> groups, const ScoreTabl
   result.nodes = search.nodes();
   EvaluateAssignment(groups, scores, result);
   result.proved_optimal = !search.aborted();
-  result.lower_bound =
-      result.proved_optimal ? result.total_score : std::min(search.root_bound(), result.total_score);
+  result.lower_bound = result.proved_optimal ? result.total_score
+                                             : std::min(search.root_bound(), result.total_score);
   result.gap = result.total_score - result.lower_bound;
   return result;
 }

@@ -25,8 +25,8 @@ struct Evaluator {
   void Evaluate(std::span<const DecisionGroup> groups, const Assignment& assignment,
                 SweepPoint& point) const {
     LoadOptions load;
-    load.weight_transform = MakeAssignmentTransform(
-        groups, assignment, FusionGlobalAmax(groups, *weights, pool), pool);
+    load.weight_transform =
+        MakeAssignmentTransform(groups, assignment, FusionGlobalAmax(groups, *weights, pool), pool);
     const std::unique_ptr<Model> model = Model::Load(config, *weights, pool, load);
     const EvalResult r = EvaluatePerplexity(*model, tokens, options);
     point.evaluated = true;
@@ -145,16 +145,16 @@ SweepReport RunSweep(const SweepOptions& options, const std::filesystem::path& r
     SweepPoint point;
     point.kind = SweepPointKind::kUniform;
     point.label = u.label;
-    const bool is_scored = std::find(scored_formats.begin(), scored_formats.end(), u.format) !=
-                           scored_formats.end();
+    const bool is_scored =
+        std::find(scored_formats.begin(), scored_formats.end(), u.format) != scored_formats.end();
     const std::span<const DecisionGroup> groups =
         is_scored ? std::span<const DecisionGroup>(scored.groups) : all_groups;
     Assignment a = UniformAssignment(groups, is_scored ? scored.scores : ScoreTable{}, u.format);
     point.score = is_scored ? a.total_score : -1.0;
     FillAssignment(groups, a, point);
-    WriteRecipe(report_dir, point, AssignmentRecipeYaml(groups, is_scored ? scored.scores
-                                                                          : ScoreTable{},
-                                                        a, {report.model, 0.0}));
+    WriteRecipe(report_dir, point,
+                AssignmentRecipeYaml(groups, is_scored ? scored.scores : ScoreTable{}, a,
+                                     {report.model, 0.0}));
     eval.Evaluate(groups, a, point);
     log(fmt::format("{:<24} {:.4f} bits/element  perplexity {:.4f}  KL {:.5f}", point.label,
                     point.bpe, point.perplexity, point.kl));
@@ -172,15 +172,15 @@ SweepReport RunSweep(const SweepOptions& options, const std::filesystem::path& r
     random.label = fmt::format("random {:.2f} (seed {})", budget, options.seed + b);
     random.budget_bpe = budget;
     if (budget < report.min_bpe) {
-      solved.note = random.note = fmt::format(
-          "infeasible: the minimum with formats {} is {:.4f}", report.formats, report.min_bpe);
+      solved.note = random.note = fmt::format("infeasible: the minimum with formats {} is {:.4f}",
+                                              report.formats, report.min_bpe);
       log(fmt::format("budget {:.2f}: {}", budget, solved.note));
       report.points.push_back(std::move(solved));
       report.points.push_back(std::move(random));
       continue;
     }
-    const Assignment a = SolveNearBudget(scored.groups, scored.scores, budget,
-                                         options.tolerance, {}, &solved.note);
+    const Assignment a =
+        SolveNearBudget(scored.groups, scored.scores, budget, options.tolerance, {}, &solved.note);
     solved.score = a.total_score;
     FillAssignment(scored.groups, a, solved);
     WriteRecipe(report_dir, solved,
@@ -192,10 +192,11 @@ SweepReport RunSweep(const SweepOptions& options, const std::filesystem::path& r
     WriteRecipe(report_dir, random,
                 AssignmentRecipeYaml(scored.groups, scored.scores, r, {report.model, budget}));
     eval.Evaluate(scored.groups, r, random);
-    log(fmt::format("budget {:.2f}: AutoQuantize {:.4f} bits perplexity {:.4f} KL {:.5f}; "
+    log(
+        fmt::format("budget {:.2f}: AutoQuantize {:.4f} bits perplexity {:.4f} KL {:.5f}; "
                     "random {:.4f} bits perplexity {:.4f} KL {:.5f}",
-                    budget, solved.bpe, solved.perplexity, solved.kl, random.bpe,
-                    random.perplexity, random.kl));
+                    budget, solved.bpe, solved.perplexity, solved.kl, random.bpe, random.perplexity,
+                    random.kl));
     report.points.push_back(std::move(solved));
     report.points.push_back(std::move(random));
   }

@@ -16,8 +16,8 @@ namespace qf {
 namespace {
 
 std::filesystem::path WriteTemp(const std::string& name, const std::string& text) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("qf_autoquant_test_" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("qf_autoquant_test_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::filesystem::path path = dir / name;
   std::ofstream(path) << text;

@@ -107,15 +107,14 @@ TEST(SweepReport, HtmlIsSelfContained) {
 // picture: tens of kilobytes and many distinct colours (tests/autoquant/png_stats.py decodes it).
 // Skipped where chromium is absent (CI).
 TEST(SweepReport, RendersInHeadlessChromium) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("qf_autoquant_render_" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("qf_autoquant_render_" + std::to_string(getpid()));
   WriteSweepReport(HandMadeReport(), dir);
   const std::filesystem::path png = dir / "report.png";
   const std::string script = std::string(QF_SOURCE_DIR) + "/tools/render_report.sh";
-  const int status =
-      std::system(("sh '" + script + "' '" + (dir / "report.html").string() + "' '" +
-                   png.string() + "' 1100 1300 >/dev/null 2>&1")
-                      .c_str());
+  const int status = std::system(("sh '" + script + "' '" + (dir / "report.html").string() + "' '" +
+                                  png.string() + "' 1100 1300 >/dev/null 2>&1")
+                                     .c_str());
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (code == 77) {
     std::filesystem::remove_all(dir);

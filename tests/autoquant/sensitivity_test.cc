@@ -112,8 +112,8 @@ TEST_F(Stories260K, UniformTransformMatchesTheEngineWhereNothingIsFused) {
     const WeightTransform ours = MakeAssignmentTransform(groups_, a, amax, nullptr);
     const WeightTransform engine = MakeWeightFakeQuant(
         f == AutoFormat::kFp8 ? WeightFakeQuant::kFp8PerTensor : WeightFakeQuant::kNvfp4, nullptr);
-    for (const std::string name : {"model.layers.1.self_attn.o_proj.weight",
-                                   "model.layers.4.mlp.down_proj.weight"}) {
+    for (const std::string name :
+         {"model.layers.1.self_attn.o_proj.weight", "model.layers.4.mlp.down_proj.weight"}) {
       std::vector<float> w = ToFloat(*weights_->Find(name));
       std::vector<float> mine = w, theirs = w;
       const int64_t rows = weights_->Find(name)->shape[0];

@@ -62,8 +62,8 @@ TEST(Solver, MatchesBruteForceOnRandomInstances) {
       ASSERT_TRUE(solved.proved_optimal);
       ASSERT_EQ(solved.gap, 0.0);
       ASSERT_EQ(solved.total_score, brute.total_score)
-          << "trial " << trial << " budget " << budget << " groups " << num_groups
-          << " solver bpe " << solved.bpe << " brute bpe " << brute.bpe;
+          << "trial " << trial << " budget " << budget << " groups " << num_groups << " solver bpe "
+          << solved.bpe << " brute bpe " << brute.bpe;
       ASSERT_LE(solved.bpe, budget);
       ++num_checked;
     }
@@ -147,7 +147,11 @@ TEST(Solver, SpendsTheBudgetWithinTwoHundredthsWhenTheGridAllows) {
   ScoreTable scores;
   for (int g = 0; g < 80; ++g) {
     const int64_t n = g < 60 ? 4096 : 256;
-    groups.push_back({"g" + std::to_string(g), {"m"}, {n}, {""}, n,
+    groups.push_back({"g" + std::to_string(g),
+                      {"m"},
+                      {n},
+                      {""},
+                      n,
                       {AutoFormat::kNvfp4, AutoFormat::kFp8, AutoFormat::kNone}});
     const double fp8 = 1.0 + static_cast<double>(rng() % 1000);
     scores.push_back({fp8 * (2.0 + static_cast<double>(rng() % 1000) / 100.0), fp8, 0.0});
@@ -205,7 +209,8 @@ TEST(RandomBaseline, SeededAndWithinBudget) {
 
 TEST(Uniform, FallsBackToNoneWhereTheFormatIsMissing) {
   std::vector<DecisionGroup> groups(2);
-  groups[0] = {"a", {"a"}, {64}, {""}, 64, {AutoFormat::kNvfp4, AutoFormat::kFp8, AutoFormat::kNone}};
+  groups[0] = {"a",  {"a"}, {64},
+               {""}, 64,    {AutoFormat::kNvfp4, AutoFormat::kFp8, AutoFormat::kNone}};
   groups[1] = {"b", {"b"}, {64}, {""}, 64, {AutoFormat::kFp8, AutoFormat::kNone}};
   const Assignment a = UniformAssignment(groups, {}, AutoFormat::kNvfp4);
   EXPECT_EQ(a.choice, (std::vector<size_t>{0, 1}));

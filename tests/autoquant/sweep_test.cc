@@ -33,8 +33,8 @@ TEST(Sweep, Stories260KSmall) {
   options.eval_seq_len = 128;
   options.eval_max_tokens = 2048;
   ThreadPool pool(2);
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("qf_autoquant_sweep_" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("qf_autoquant_sweep_" + std::to_string(getpid()));
   const SweepReport report = RunSweep(options, dir, &pool);
   WriteSweepReport(report, dir);
   for (const char* name : {"report.json", "report.csv", "plot.svg", "report.html"}) {

@@ -2,13 +2,14 @@
 // candidate format with the gradient score on calibration text, solves for the assignment of
 // least total score within --bits bits per element, writes it as a recipe (Model Optimizer
 // schema) and, with --out, quantizes the checkpoint with that recipe. docs/AUTOQUANT.md.
+#include "quantforge/autoquant.h"
+
 #include <fmt/core.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
-#include "quantforge/autoquant.h"
 #include "quantforge/autoquant_score.h"
 #include "quantforge/error.h"
 #include "quantforge/pipeline.h"
@@ -68,16 +69,16 @@ int Run(const AutoquantArgs& args, Context& context) {
   inputs.batch_tokens = args.batch_tokens;
   inputs.progress = ScoreProgressPrinter(context.is_terminal);
   // Check the format list and the budget's feasibility before the backward pass.
-  const std::vector<DecisionGroup> groups = BuildDecisionGroups(
-      CheckpointTensorDescs(args.model), ParseAutoFormatList(args.formats));
+  const std::vector<DecisionGroup> groups =
+      BuildDecisionGroups(CheckpointTensorDescs(args.model), ParseAutoFormatList(args.formats));
   if (args.bits < MinimumBpe(groups)) {
-    throw Error(fmt::format("--bits {:.4f} is infeasible: with formats {} the minimum is {:.4f} "
-                            "bits/element over {} decoder Linear weight elements",
-                            args.bits, args.formats, MinimumBpe(groups), TotalElements(groups)));
+    throw Error(
+        fmt::format("--bits {:.4f} is infeasible: with formats {} the minimum is {:.4f} "
+                    "bits/element over {} decoder Linear weight elements",
+                    args.bits, args.formats, MinimumBpe(groups), TotalElements(groups)));
   }
-  std::fprintf(stderr, "autoquant: %zu decision groups, %lld elements, formats %s\n",
-               groups.size(), static_cast<long long>(TotalElements(groups)),
-               args.formats.c_str());
+  std::fprintf(stderr, "autoquant: %zu decision groups, %lld elements, formats %s\n", groups.size(),
+               static_cast<long long>(TotalElements(groups)), args.formats.c_str());
   const ScoredModel scored = ScoreCheckpoint(inputs, context.pool.get());
   std::string note;
   const Assignment assignment =
@@ -92,9 +93,10 @@ int Run(const AutoquantArgs& args, Context& context) {
   fmt::print("calibration  {} sequences x {} tokens ({:.1f} s scoring)\n", scored.num_sequences,
              scored.seq_len, scored.seconds);
   fmt::print("budget       {:.4f} bits/element\n", args.bits);
-  fmt::print("achieved     {:.4f} bits/element over {} elements (scales included; lm_head and "
-             "embeddings not counted)\n",
-             assignment.bpe, TotalElements(scored.groups));
+  fmt::print(
+      "achieved     {:.4f} bits/element over {} elements (scales included; lm_head and "
+      "embeddings not counted)\n",
+      assignment.bpe, TotalElements(scored.groups));
   fmt::print("total score  {:.6g}\n", assignment.total_score);
   fmt::print("gap          {}\n",
              assignment.proved_optimal
@@ -166,8 +168,7 @@ Action RegisterAutoquant(CLI::App& app) {
                   "(least score in the band); 0: the least-score assignment under --bits")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_option("--recipe-out", args->recipe_out, "Where to write the recipe YAML")
-      ->required();
+  sub->add_option("--recipe-out", args->recipe_out, "Where to write the recipe YAML")->required();
   sub->add_option("--out", args->out,
                   "Also quantize the checkpoint with the recipe into this directory");
   sub->add_flag("--overwrite", args->overwrite, "Replace an existing --out directory");
