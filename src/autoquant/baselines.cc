@@ -80,12 +80,12 @@ Assignment SolveNearBudget(std::span<const DecisionGroup> groups, const ScoreTab
     options.min_bpe = budget_bpe - tolerance;
     try {
       return SolveAutoQuant(groups, scores, budget_bpe, options);
-    } catch (const Error& e) {
+    } catch (const Error&) {
       if (note) {
         *note = fmt::format(
-            "no assignment within {:.3f} of the budget ({}); the least-score one "
-            "under it is used",
-            tolerance, e.what());
+            "no assignment lands in [{:.4f}, {:.4f}] bits/element; the least-score one under "
+            "the budget is used",
+            budget_bpe - tolerance, budget_bpe);
       }
       return plain;
     }
