@@ -231,6 +231,33 @@ TEST_F(CalibrationTest, LayerByLayerEqualsWholeModelAndReportsProgress) {
   EXPECT_GT(progress.back().estimated_bytes, 4u * progress.back().num_tokens * 64);
 }
 
+// lm_head's input (the final norm's output) is observed only when asked, and then equals what
+// the whole model's Logits shows its hooks.
+TEST_F(CalibrationTest, LmHeadInputOnlyWhenAsked) {
+  ThreadPool pool(2);
+  const CalibrationOptions options{
+      .data = data_, .tokenizer = kTokenizer, .samples = kSamples, .seq_len = kSeqLen};
+  EXPECT_FALSE(Calibrate(kModel, options, &pool).amax.count("lm_head.input_quantizer"));
+  CalibrationOptions with_head = options;
+  with_head.lm_head_input = true;
+  const std::map<std::string, float> amax = Calibrate(kModel, with_head, &pool).amax;
+  ASSERT_TRUE(amax.count("lm_head.input_quantizer"));
+
+  const auto tokenizer = LoadTokenizerFile(kTokenizer);
+  const EvalData data = LoadEvalData(data_, tokenizer.get());
+  const auto sequences =
+      CalibrationSequences(data.tokens, tokenizer->BosId(), kSamples, kSeqLen, 512, "x");
+  const auto model = Model::LoadDir(kModel, &pool);
+  TokenBatch batch;
+  for (const auto& seq : sequences) batch.sequences.emplace_back(seq);
+  std::vector<float> hidden;
+  AmaxObserver whole;
+  model->Forward(batch, hidden, &whole);
+  std::vector<float> logits(static_cast<size_t>(batch.NumTokens() * model->config().vocab_size));
+  model->Logits(hidden.data(), batch.NumTokens(), logits.data(), &whole);
+  EXPECT_EQ(amax, whole.Amax());
+}
+
 TEST_F(CalibrationTest, SequencesAreClippedAndDeterministic) {
   std::vector<int32_t> stream(100);
   for (int i = 0; i < 100; ++i) stream[i] = i;
