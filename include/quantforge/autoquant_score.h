@@ -86,6 +86,8 @@ struct ScoringInputs {
   int64_t calib_samples = 64;  // sequences, clipped to the data
   int64_t seq_len = 256;       // tokens per sequence (BOS included), clipped to the context
   int64_t batch_tokens = 2048;
+  // GradientOptions::layerwise: one decoder layer's weights resident at a time (grad.h "Memory").
+  bool layerwise = false;
   std::function<void(const ScoreProgress&)> progress;
 };
 

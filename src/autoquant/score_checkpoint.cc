@@ -49,7 +49,9 @@ ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   result.num_sequences = static_cast<int64_t>(sequences.size());
 
   const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(inputs.model);
-  const std::unique_ptr<GradientModel> model = GradientModel::Load(config, *weights, pool);
+  // `weights` outlives `model`, as the layer-by-layer mode requires.
+  const std::unique_ptr<GradientModel> model =
+      GradientModel::Load(config, *weights, pool, GradientOptions{.layerwise = inputs.layerwise});
   ScoreOptions options;
   options.batch_tokens = inputs.batch_tokens;
   options.progress = inputs.progress;

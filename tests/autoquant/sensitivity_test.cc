@@ -63,6 +63,10 @@ TEST_F(Stories260K, ScoresArePositiveAndFourBitsHurtMore) {
   ThreadPool one(1);
   const std::unique_ptr<GradientModel> model1 = GradientModel::LoadDir(kModelDir, &one);
   EXPECT_EQ(GradientScores(*model1, *weights_, groups_, sequences_, &one), scores);
+  // Layer by layer (one layer's weights resident): the same scores.
+  const std::unique_ptr<GradientModel> layerwise =
+      GradientModel::Load(LoadModelConfig(kModelDir), *weights_, &pool, {.layerwise = true});
+  EXPECT_EQ(GradientScores(*layerwise, *weights_, groups_, sequences_, &pool), scores);
 }
 
 TEST_F(Stories260K, MatchesADoublePrecisionRecomputation) {
