@@ -5,10 +5,9 @@
 //
 // Two passes over the input: the amax scan (validation: empty, NaN / Inf with the first index; the
 // global amax, which every block scale depends on; overlapped with the outputs' allocation), then
-// the block kernels. Work is split into
-// tasks of kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size
-// that depends on the data only, and every block is computed on its own, so the bytes do not
-// depend on the thread count.
+// the block kernels. Work is split into tasks of kBlocksPerTask blocks (or whole rows when the
+// last dimension needs padding), a size that depends on the data only, and every block is
+// computed on its own, so the bytes do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
