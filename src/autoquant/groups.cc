@@ -9,6 +9,7 @@
 // Grouping (ModelOpt quant_grouping_rules): the planner's fusion_group (q/k/v, gate/up, w1/w3,
 // ...) and, for MoE, every module under `<layer>.experts.<N>.` of one layer in one group.
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <string>
 
@@ -42,6 +43,31 @@ std::string ExpertGroupKey(const std::string& module) {
   while (pos < module.size() && module[pos] >= '0' && module[pos] <= '9') ++pos;
   if (pos == digits_begin || pos >= module.size() || module[pos] != '.') return {};
   return module.substr(0, at) + ".experts.*";
+}
+
+// Compares runs of digits by value and everything else by character.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i_end = i, j_end = j;
+      while (i_end < a.size() && std::isdigit(static_cast<unsigned char>(a[i_end]))) ++i_end;
+      while (j_end < b.size() && std::isdigit(static_cast<unsigned char>(b[j_end]))) ++j_end;
+      // Without leading zeros a longer run is a larger number.
+      const std::string_view x = std::string_view(a).substr(i, i_end - i);
+      const std::string_view y = std::string_view(b).substr(j, j_end - j);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = i_end;
+      j = j_end;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
 }
 
 }  // namespace
@@ -92,9 +118,9 @@ std::vector<DecisionGroup> BuildDecisionGroups(const std::vector<TensorDesc>& te
     auto it = modules.find(desc.name.substr(0, desc.name.size() - suffix.size()));
     if (it != modules.end()) it->second.elements = NumElements(desc.shape);
   }
-  std::sort(module_order.begin(), module_order.end(), [&](const auto& a, const auto& b) {
-    return a < b;  // checkpoint names sorted: a stable order whatever the shard layout
-  });
+  // Natural order (layer 2 before layer 10): stable whatever the shard layout, and the order a
+  // person reads the table in.
+  std::sort(module_order.begin(), module_order.end(), NaturalLess);
 
   std::map<std::string, size_t> group_index;
   std::vector<DecisionGroup> groups;

@@ -101,6 +101,15 @@ TEST(DecisionGroups, CountedElementsDoNotDependOnTheCandidates) {
   EXPECT_EQ(down->candidates, std::vector<AutoFormat>{AutoFormat::kNone});
 }
 
+TEST(DecisionGroups, LayersInNaturalOrder) {
+  const auto groups =
+      BuildDecisionGroups(testing::LlamaTensors(12, 64, 32, 64), ParseAutoFormatList("fp8"));
+  ASSERT_EQ(groups.size(), 48u);
+  EXPECT_EQ(groups[4].name, "model.layers.1.mlp.down_proj");
+  EXPECT_EQ(groups[8].name, "model.layers.2.mlp.down_proj");  // not layers.10
+  EXPECT_EQ(groups[44].name, "model.layers.11.mlp.down_proj");
+}
+
 TEST(DecisionGroups, NothingQuantizableIsAnError) {
   std::vector<TensorDesc> tensors = {{"lm_head.weight", DType::kBF16, {512, 64}}};
   EXPECT_THROW(BuildDecisionGroups(tensors, ParseAutoFormatList("nvfp4")), Error);
