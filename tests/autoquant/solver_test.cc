@@ -167,6 +167,31 @@ TEST(Solver, SpendsTheBudgetWithinTwoHundredthsWhenTheGridAllows) {
   }
 }
 
+TEST(Solver, SeventyBShapedInstancesAreProvedOptimal) {
+  // 80 layers x (qkv, o, gate_up, down) of Llama-3-70B's sizes (hidden 8192, 8 KV heads of 128,
+  // intermediate 28672: 6.8e10 elements, 4.4e12 quarter-bits at most, far inside int64), random
+  // scores.
+  std::mt19937_64 rng(80);
+  const int64_t sizes[4] = {10240LL * 8192, 8192LL * 8192, 2LL * 28672 * 8192, 8192LL * 28672};
+  std::vector<DecisionGroup> groups;
+  ScoreTable scores;
+  for (int l = 0; l < 80; ++l) {
+    for (int64_t n : sizes) {
+      groups.push_back({"g", {"m"}, {n}, {""}, n,
+                        {AutoFormat::kNvfp4, AutoFormat::kFp8, AutoFormat::kNone}});
+      const double fp8 = 1.0 + static_cast<double>(rng() % 1000);
+      scores.push_back({fp8 * static_cast<double>(5 + rng() % 100), fp8, 0.0});
+    }
+  }
+  for (double budget : {4.8, 6.0}) {
+    const Assignment a = SolveAutoQuant(groups, scores, budget);
+    EXPECT_TRUE(a.proved_optimal) << budget;
+    EXPECT_LT(a.nodes, 100'000) << budget;
+    EXPECT_LE(a.bpe, budget);
+    EXPECT_GE(a.bpe, budget - 0.02);
+  }
+}
+
 TEST(Solver, NodeLimitReportsAGap) {
   std::mt19937_64 rng(99);
   const Instance inst = RandomInstance(rng, 12, false);
