@@ -17,6 +17,21 @@ namespace {
 // Tokens per batch of a layer's pass: bounds the activations held at once.
 constexpr int64_t kBatchTokens = 4096;
 
+// The amax observer, then the caller's hooks (they see the same, unchanged activations).
+class CompositeHooks : public ForwardHooks {
+ public:
+  CompositeHooks(ForwardHooks* first, ForwardHooks* second) : first_(first), second_(second) {}
+  void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
+                    int64_t ld) override {
+    first_->OnActivation(site, x, rows, cols, ld);
+    if (second_ != nullptr) second_->OnActivation(site, x, rows, cols, ld);
+  }
+
+ private:
+  ForwardHooks* first_;
+  ForwardHooks* second_;
+};
+
 }  // namespace
 
 std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
@@ -149,14 +164,16 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
   const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_dir);
   LayerwiseRunner runner(config, *weights, pool, {}, layerwise);
   AmaxObserver observer;
+  CompositeHooks hooks(&observer, options.extra_hooks);
   LayerwiseCallbacks callbacks;
+  callbacks.on_layer_done = options.on_layer_done;
   callbacks.progress = [&](const LayerwiseProgress& p) {
     progress.layer = p.layer;
     progress.tokens_done = p.tokens_done;
     progress.seconds = p.seconds;
     if (options.progress) options.progress(progress);
   };
-  runner.Run(batch, &observer, callbacks);
+  runner.Run(batch, &hooks, callbacks);
   if (options.progress) {
     progress.finished = true;
     options.progress(progress);

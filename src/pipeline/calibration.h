@@ -16,12 +16,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "quantforge/model.h"
 #include "quantforge/pipeline.h"
 #include "quantforge/thread_pool.h"
 #include "src/pipeline/job_plan.h"
@@ -36,6 +38,10 @@ struct CalibrationOptions {
   // Also observe lm_head's input (the final norm's output): only when a recipe quantizes it.
   bool lm_head_input = false;
   CalibrationProgressCallback progress;  // may be empty
+  // More hooks that see every activation after the amax observer (e.g. WeightCalibrator's
+  // Hessian collection), and a callback once each decoder layer is done (LayerwiseCallbacks).
+  ForwardHooks* extra_hooks = nullptr;
+  std::function<void(int64_t layer)> on_layer_done;
 };
 
 struct CalibrationResult {

@@ -42,9 +42,12 @@ Nvfp4Options NvfpOptionsFor(const AlgorithmConfig& algorithm, const QuantFormat&
   Nvfp4Options o;
   o.static_block_scales = format.static_block_scales;
   o.four_over_six_normalization = format.four_over_six;
-  if (algorithm.method == AlgorithmMethod::kMse && format.static_block_scales) {
+  const bool searches = algorithm.method == AlgorithmMethod::kMse ||
+                        algorithm.method == AlgorithmMethod::kLocalHessian;
+  if (searches && format.static_block_scales) {
     const MseParams& p = algorithm.mse;
-    const bool is_four_over_six = format.four_over_six && !p.fp8_scale_sweep &&
+    const bool is_four_over_six = algorithm.method == AlgorithmMethod::kMse &&
+                                  format.four_over_six && !p.fp8_scale_sweep &&
                                   p.start_multiplier == 1.0 && p.stop_multiplier == 1.5 &&
                                   p.step_size == 0.5;
     if (is_four_over_six) {
@@ -57,6 +60,24 @@ Nvfp4Options NvfpOptionsFor(const AlgorithmConfig& algorithm, const QuantFormat&
     }
   }
   return o;
+}
+
+// The algorithm that sets the initial scales: the first of the list ([gptq] alone: max).
+AlgorithmConfig InitialAlgorithm(const Recipe& recipe) {
+  const AlgorithmConfig& first = recipe.algorithm();
+  if (first.method == AlgorithmMethod::kGptq) return AlgorithmConfig{};
+  return first;
+}
+
+// The part of the recipe's HessianAlgo that applies to one weight: local_hessian searches NVFP4
+// static block scales only (as Model Optimizer's calibrator); other weights keep max, and GPTQ
+// (if stacked) runs from those.
+HessianAlgo HessianAlgoFor(HessianAlgo recipe_algo, QuantAlgo algo, const QuantFormat& weight) {
+  const bool nvfp4 = algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kW4A16Nvfp4;
+  if (nvfp4 && weight.static_block_scales) return recipe_algo;
+  if (recipe_algo == HessianAlgo::kLocalHessian) return HessianAlgo::kNone;
+  if (recipe_algo == HessianAlgo::kLocalHessianGptq) return HessianAlgo::kGptq;
+  return recipe_algo;
 }
 
 // Every quantizer the recipe enables whose scale comes from activations.
@@ -123,6 +144,41 @@ void Exclude(JobPlan& job, TensorJob& t, const std::string& reason) {
 
 }  // namespace
 
+HessianAlgo HessianAlgoOf(const Recipe& recipe) {
+  std::vector<AlgorithmMethod> methods;
+  for (const AlgorithmConfig& a : recipe.algorithms) methods.push_back(a.method);
+  const auto is = [&](size_t i, AlgorithmMethod m) { return methods[i] == m; };
+  if (methods.size() == 1) {
+    if (is(0, AlgorithmMethod::kGptq)) return HessianAlgo::kGptq;
+    if (is(0, AlgorithmMethod::kLocalHessian)) return HessianAlgo::kLocalHessian;
+    return HessianAlgo::kNone;
+  }
+  if (methods.size() == 2 && is(1, AlgorithmMethod::kGptq)) {
+    if (is(0, AlgorithmMethod::kMax) || is(0, AlgorithmMethod::kMse)) return HessianAlgo::kGptq;
+    if (is(0, AlgorithmMethod::kLocalHessian)) return HessianAlgo::kLocalHessianGptq;
+  }
+  std::string list;
+  for (const AlgorithmMethod m : methods) {
+    list += (list.empty() ? "" : ", ") + std::string(AlgorithmMethodName(m));
+  }
+  throw Error("recipe '" + recipe.name + "': algorithm list [" + list +
+              "] is not supported (one algorithm, or max / mse / local_hessian followed by gptq)");
+}
+
+std::string_view HessianAlgoName(HessianAlgo algo) {
+  switch (algo) {
+    case HessianAlgo::kNone:
+      return "none";
+    case HessianAlgo::kGptq:
+      return "gptq";
+    case HessianAlgo::kLocalHessian:
+      return "local_hessian";
+    case HessianAlgo::kLocalHessianGptq:
+      return "local_hessian+gptq";
+  }
+  return "?";
+}
+
 JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
                      const QuantizeOptions& options, ThreadPool* pool) {
   std::vector<TensorDesc> descs;
@@ -130,6 +186,12 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
     descs.push_back(TensorDesc{info.name, info.dtype, info.shape});
   }
   const std::vector<TensorPlan> plans = PlanCheckpoint(recipe, descs);
+  const HessianAlgo recipe_hessian_algo = HessianAlgoOf(recipe);
+  const AlgorithmConfig initial_algorithm = InitialAlgorithm(recipe);
+  const GptqParams* gptq_params = nullptr;
+  for (const AlgorithmConfig& a : recipe.algorithms) {
+    if (a.method == AlgorithmMethod::kGptq) gptq_params = &a.gptq;
+  }
   const bool calibrate = !options.weight_only && !options.calib_data.empty();
   if (!options.weight_only && !calibrate) RefuseCalibrationDependent(recipe, plans);
   std::map<std::string, const TensorPlan*> plan_by_name;
@@ -157,7 +219,10 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
                     {.tensor = info.name});
       }
       t.linear = LinearJob{.module = plan.module, .algo = *algo,
-                           .nvfp4 = NvfpOptionsFor(recipe.algorithm(), plan.weight),
+                           .nvfp4 = NvfpOptionsFor(initial_algorithm, plan.weight),
+                           .hessian_algo = HessianAlgoFor(recipe_hessian_algo, *algo,
+                                                          plan.weight),
+                           .gptq = gptq_params != nullptr ? *gptq_params : GptqParams{},
                            .fusion_group = plan.fusion_group,
                            .moe_input_group = plan.moe_input_group};
       if (calibrate && plan.input.enabled() && plan.input.needs_calibration) {
@@ -180,6 +245,32 @@ JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
       fusion_groups[plan.fusion_group].push_back(job.tensors.size());
     }
     job.tensors.push_back(std::move(t));
+  }
+
+  // GPTQ and local_hessian need the Hessian of every such weight's input: activations, even for
+  // a weight-only recipe. Refused here, before any weight is read or anything written.
+  int64_t dropped_local_hessian = 0;
+  for (const TensorJob& t : job.tensors) {
+    if (!t.linear) continue;
+    const HessianAlgo a = t.linear->hessian_algo;
+    if (a != recipe_hessian_algo) ++dropped_local_hessian;
+    if (a == HessianAlgo::kNone) continue;
+    job.needs_hessians = true;
+    job.full_hessians |= a == HessianAlgo::kGptq || a == HessianAlgo::kLocalHessianGptq;
+  }
+  if (job.needs_hessians) {
+    if (options.calib_data.empty()) {
+      throw Error("recipe '" + recipe.name + "' uses algorithm " +
+                  std::string(HessianAlgoName(recipe_hessian_algo)) +
+                  ", which needs calibration activations (the Hessian of each Linear's input), "
+                  "also with --weight-only: pass --calib FILE");
+    }
+    job.needs_calibration = true;
+  }
+  if (dropped_local_hessian > 0) {
+    job.notes.push_back("local_hessian searches NVFP4 static block scales; " +
+                        std::to_string(dropped_local_hessian) +
+                        " weights of other formats keep their max scales");
   }
 
   // Weights with NaN/Inf under the keep policy change the layout, so find them now.

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "quantforge/checkpoint.h"
@@ -15,10 +16,21 @@
 
 namespace qf {
 
+// Weight algorithms that need the Hessian of the Linear's input (calibration activations): the
+// weight is quantized during the layer-by-layer calibration run (src/pipeline/weight_calib.h).
+enum class HessianAlgo {
+  kNone,               // round-to-nearest with nvfp4.algorithm (max, mse, four_over_six)
+  kGptq,               // GPTQ from the initial scales of nvfp4.algorithm (max or mse)
+  kLocalHessian,       // NVFP4 output-MSE block-scale search (nvfp4.mse's candidates)
+  kLocalHessianGptq,   // local_hessian scales, then GPTQ from them
+};
+
 struct LinearJob {
   std::string module;    // "<module>" of "<module>.weight"
   QuantAlgo algo = QuantAlgo::kW4A16Nvfp4;
   Nvfp4Options nvfp4;    // NVFP4 only: algorithm, static scales, shared global amax
+  HessianAlgo hessian_algo = HessianAlgo::kNone;
+  GptqParams gptq;       // kGptq / kLocalHessianGptq
   // Static input scale (W4A4 / W8A8, calibrated): input_amax is filled by ApplyCalibration,
   // unified by max over fusion_group and moe_input_group (the plan's keys).
   bool input_quantized = false;
@@ -52,7 +64,17 @@ struct JobPlan {
   std::vector<KvJob> kv;  // amax filled by ApplyCalibration
   // Some quantizer's scale comes from activations (options.calib_data is then set).
   bool needs_calibration = false;
+  // Some weight has a HessianAlgo (then needs_calibration too); full: some runs GPTQ (the whole
+  // dim x dim Hessian), else the 16x16 diagonal blocks suffice.
+  bool needs_hessians = false;
+  bool full_hessians = false;
 };
+
+// The HessianAlgo a recipe's algorithm list asks for: [m], or [m, gptq] with m one of max, mse,
+// local_hessian (Model Optimizer stacks them: initial scales by m, then GPTQ). Throws qf::Error
+// naming the recipe for other lists.
+HessianAlgo HessianAlgoOf(const Recipe& recipe);
+std::string_view HessianAlgoName(HessianAlgo algo);  // "gptq", "local_hessian", "local_hessian+gptq"
 
 JobPlan BuildJobPlan(const Checkpoint& checkpoint, const Recipe& recipe,
                      const QuantizeOptions& options, ThreadPool* pool);

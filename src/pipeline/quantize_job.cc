@@ -19,18 +19,35 @@
 #include "quantforge/recipe.h"
 #include "src/pipeline/calibration.h"
 #include "src/pipeline/job_plan.h"
+#include "src/pipeline/weight_calib.h"
 
 namespace qf {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Quantizes one weight as its plan says, ready for the exporter.
-QuantizedLinear QuantizeLinear(const TensorView& view, const LinearJob& job, ThreadPool* pool) {
+// Whether lm_head's weight needs the Hessian of its input (then calibration must observe it).
+bool LmHeadHessian(const JobPlan& job) {
+  for (const TensorJob& t : job.tensors) {
+    if (t.linear && t.linear->hessian_algo != HessianAlgo::kNone && t.linear->module == "lm_head") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Quantizes one weight as its plan says, ready for the exporter; `precomputed` (GPTQ /
+// local_hessian during calibration) is used as is.
+QuantizedLinear QuantizeLinear(const TensorView& view, const LinearJob& job, ThreadPool* pool,
+                               std::optional<QuantizedWeight> precomputed) {
   QuantizedLinear linear;
   linear.prefix = job.module;
   linear.input_quantized = job.input_quantized;  // W4A4 / W8A8: calibrated (ApplyCalibration)
   linear.input_amax = job.input_amax;
+  if (precomputed) {
+    linear.weight = std::move(*precomputed);
+    return linear;
+  }
   switch (job.algo) {
     case QuantAlgo::kNvfp4:
     case QuantAlgo::kW4A16Nvfp4:
@@ -82,15 +99,22 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
 
   JobPlan job = BuildJobPlan(checkpoint, recipe, options, pool);
   std::optional<CalibrationResult> calibration;
+  // GPTQ / local_hessian: weights quantized layer by layer during calibration, written below.
+  std::optional<WeightCalibrator> weight_calib;
+  if (job.needs_hessians) weight_calib.emplace(checkpoint, job, pool);
   if (job.needs_calibration) {
-    calibration = Calibrate(checkpoint.Directory(),
-                            CalibrationOptions{.data = options.calib_data,
-                                               .tokenizer = options.tokenizer,
-                                               .samples = options.calib_samples,
-                                               .seq_len = options.calib_seq_len,
-                                               .lm_head_input = LmHeadInputQuantized(job),
-                                               .progress = options.calib_progress},
-                            pool);
+    CalibrationOptions calib{.data = options.calib_data,
+                             .tokenizer = options.tokenizer,
+                             .samples = options.calib_samples,
+                             .seq_len = options.calib_seq_len,
+                             .lm_head_input = LmHeadInputQuantized(job) || LmHeadHessian(job),
+                             .progress = options.calib_progress};
+    if (weight_calib) {
+      calib.extra_hooks = &*weight_calib;
+      calib.on_layer_done = [&](int64_t) { weight_calib->QuantizeHeld(); };
+    }
+    calibration = Calibrate(checkpoint.Directory(), calib, pool);
+    if (weight_calib) weight_calib->QuantizeHeld();  // lm_head's input comes after the layers
     ApplyCalibration(job, calibration->amax);
   }
 
@@ -129,6 +153,9 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
                             " tokens of " + options.calib_data.string() +
                             ", activations of the unquantized model");
   }
+  if (weight_calib) {
+    for (std::string& note : weight_calib->Notes()) summary.notes.push_back(std::move(note));
+  }
   QuantizeProgress state{.tensors_total = job.tensors.size(), .bytes_total = checkpoint.TotalBytes()};
   uint64_t weight_bits = 0;
   int64_t weight_elements = 0;
@@ -140,8 +167,18 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
     uint64_t bytes_out = 0;
     std::string bucket;
     if (t.linear) {
-      std::vector<ExportTensor> tensors =
-          ExportLinear(QuantizeLinear(view, *t.linear, pool), options.format);
+      std::optional<QuantizedWeight> precomputed;
+      if (weight_calib) {
+        auto& results = weight_calib->results();
+        const auto it = results.find(t.linear->module);
+        if (it != results.end()) {
+          precomputed = std::move(it->second);
+          results.erase(it);  // the compressed copy is freed once written
+        }
+        QF_CHECK(precomputed || t.linear->hessian_algo == HessianAlgo::kNone);
+      }
+      std::vector<ExportTensor> tensors = ExportLinear(
+          QuantizeLinear(view, *t.linear, pool, std::move(precomputed)), options.format);
       for (const ExportTensor& e : tensors) {
         writer.Write(e.name, e.Bytes());
         bytes_out += e.bytes.size();

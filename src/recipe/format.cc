@@ -238,7 +238,8 @@ std::string_view AlgorithmMethodName(AlgorithmMethod method) {
 
 bool IsAlgorithmSupported(AlgorithmMethod method) {
   return method == AlgorithmMethod::kNone || method == AlgorithmMethod::kMax ||
-         method == AlgorithmMethod::kMse;
+         method == AlgorithmMethod::kMse || method == AlgorithmMethod::kLocalHessian ||
+         method == AlgorithmMethod::kGptq;
 }
 
 }  // namespace qf

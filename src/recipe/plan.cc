@@ -154,7 +154,7 @@ std::vector<TensorPlan> PlanCheckpoint(const Recipe& recipe,
     if (!IsAlgorithmSupported(algorithm.method)) {
       throw Error("recipe '" + recipe.name + "': algorithm '" +
                   std::string(AlgorithmMethodName(algorithm.method)) +
-                  "' is not supported yet (quantforge implements max and mse)");
+                  "' is not supported yet (quantforge implements max, mse, local_hessian and gptq)");
     }
   }
   // Modules that hold an `experts` list ("<parent>" of "<parent>.experts.<...>"), for routers.
