@@ -170,7 +170,7 @@ struct GptqOptions {
 };
 
 GptqFactor PrepareGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
-                       const GptqOptions& options = {});
+                       const GptqOptions& options = {}, ThreadPool* pool = nullptr);
 
 // w is [rows, cols] F32 row-major; h.dim must equal cols (h is not read with a shared_factor). The initial scales (and the global
 // scale) come from QuantizeNvfp4(w, nvfp4) (any algorithm: max, mse, four_over_six), so stacking

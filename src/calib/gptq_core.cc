@@ -1,13 +1,14 @@
 // GPTQ's format-independent parts (calib.h, gptq_core.h): Model Optimizer's Hessian preparation
-// (utils/calib_utils.py compute_hessian_inverse), the upper Cholesky factor of the inverse, the
-// blocked column sweep with lazy updates (gptq_blockwise_update), and the layer output error.
+// (utils/calib_utils.py compute_hessian_inverse), the upper Cholesky factor of the inverse
+// (cholesky.h), the blocked column sweep with lazy updates (gptq_blockwise_update), and the
+// layer output error.
 //
 // Arithmetic: the factor and the sweep run in binary64 (Model Optimizer: binary32 on the GPU);
 // each weight is rounded to binary32 just before its quantizer sees it, since the formats'
-// arithmetic is specified in binary32. Cholesky, inverse and the lazy-update GEMMs go to
-// OpenBLAS's LAPACK / BLAS with one BLAS thread, whose results depend only on the operands:
-// parallelism comes from our own fixed row tiles (GPTQ treats each weight row on its own once
-// the factor is known), so the bytes never depend on the thread count.
+// arithmetic is specified in binary32. The factor and the lazy-update GEMMs go to OpenBLAS with
+// one BLAS thread, whose results depend only on the operands: parallelism comes from our own
+// fixed tiles (the sweep treats each weight row on its own once the factor is known), so the
+// bytes never depend on the thread count.
 #include "src/calib/gptq_core.h"
 
 #include <algorithm>
@@ -17,12 +18,7 @@
 
 #include "quantforge/error.h"
 #include "src/calib/blas.h"
-
-extern "C" {
-// LAPACK (in libopenblas): Cholesky factor and inverse from it. Column-major, 32-bit ints.
-void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
-void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info);
-}
+#include "src/calib/cholesky.h"
 
 namespace qf::calib {
 namespace {
@@ -30,19 +26,6 @@ namespace {
 // Weight rows per task: a tile of 32 rows keeps the lazy-update GEMM efficient (M = 32) while
 // leaving enough tasks to balance; fixed, so it never depends on the thread count.
 constexpr int64_t kRowsPerTile = 32;
-
-// A row-major symmetric matrix read as column-major is itself; LAPACK's 'L' (lower, column-major)
-// is therefore our upper triangle: potrf('L') leaves U with A = U^T U in the row-major upper part.
-bool CholeskyUpper(std::vector<double>& a, int64_t n) {
-  const int dim = static_cast<int>(n);
-  int info = 0;
-  dpotrf_("L", &dim, a.data(), &dim, &info);
-  if (info != 0) return false;
-  for (int64_t i = 1; i < n; ++i) {
-    for (int64_t j = 0; j < i; ++j) a[i * n + j] = 0.0;  // LAPACK leaves the other triangle
-  }
-  return true;
-}
 
 std::vector<double> Identity(int64_t n) {
   std::vector<double> a(static_cast<size_t>(n * n), 0.0);
@@ -81,7 +64,7 @@ std::vector<int64_t> DeadColumns(std::span<const float> w, int64_t rows, int64_t
 
 // Model Optimizer's preparation, then (act order) the permutation, then the factor.
 GptqFactor PrepareFactor(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
-                         double perc_damp, bool act_order) {
+                         double perc_damp, bool act_order, ThreadPool* pool) {
   if (!(perc_damp >= 0.0) || !std::isfinite(perc_damp)) {
     throw Error("GPTQ perc_damp " + std::to_string(perc_damp) + "; expected a finite value >= 0");
   }
@@ -120,24 +103,11 @@ GptqFactor PrepareFactor(std::span<const float> w, int64_t rows, int64_t cols, c
     a.swap(p);
   }
 
-  UseSingleThreadedBlas();
-  bool ok = CholeskyUpper(a, cols);
-  if (ok) {
-    const int dim = static_cast<int>(cols);
-    int info = 0;
-    dpotri_("L", &dim, a.data(), &dim, &info);  // H^-1 in the row-major upper triangle
-    ok = info == 0;
-    for (int64_t i = 0; ok && i < cols; ++i) {
-      for (int64_t j = i + 1; j < cols; ++j) a[j * cols + i] = a[i * cols + j];
-    }
-  }
-  if (ok) ok = CholeskyUpper(a, cols);
-  if (!ok) {
+  if (!InverseCholeskyUpper(a, cols, pool, factor.u)) {
     // Not positive definite (Model Optimizer's fallback): U = I, i.e. no error propagation.
     factor.stats.positive_definite = false;
-    a = Identity(cols);
+    factor.u = Identity(cols);
   }
-  factor.u = std::move(a);
   return factor;
 }
 
@@ -215,7 +185,7 @@ void RunGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian
   GptqFactor own;
   const GptqFactor* factor = options.shared_factor;
   if (factor == nullptr) {
-    own = PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order);
+    own = PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order, pool);
     factor = &own;
   } else {
     // Reuse is exact only for the same preparation: same size, order and dead columns.
@@ -242,9 +212,9 @@ void RunGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian
 namespace qf {
 
 GptqFactor PrepareGptq(std::span<const float> w, int64_t rows, int64_t cols, const Hessian& h,
-                       const GptqOptions& options) {
+                       const GptqOptions& options, ThreadPool* pool) {
   calib::CheckShapes(w, rows, cols, h);
-  return calib::PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order);
+  return calib::PrepareFactor(w, rows, cols, h, options.perc_damp, options.act_order, pool);
 }
 
 double LayerOutputError(std::span<const float> w, std::span<const float> q, int64_t rows,

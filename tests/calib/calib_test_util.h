@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "quantforge/calib.h"
@@ -63,6 +64,37 @@ inline Hessian ReferenceHessian(const std::vector<float>& x, int64_t n, int64_t 
   }
   for (double& v : h.matrix) v = (2.0 * v) / static_cast<double>(n);
   return h;
+}
+
+// Inverse of a symmetric positive definite matrix by Gauss-Jordan elimination with partial
+// pivoting, in double.
+inline std::vector<double> ReferenceInverse(std::vector<double> a, int64_t n) {
+  std::vector<double> inv(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) inv[i * n + i] = 1.0;
+  for (int64_t c = 0; c < n; ++c) {
+    int64_t pivot = c;
+    for (int64_t r = c + 1; r < n; ++r) {
+      if (std::fabs(a[r * n + c]) > std::fabs(a[pivot * n + c])) pivot = r;
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      std::swap(a[c * n + k], a[pivot * n + k]);
+      std::swap(inv[c * n + k], inv[pivot * n + k]);
+    }
+    const double d = a[c * n + c];
+    for (int64_t k = 0; k < n; ++k) {
+      a[c * n + k] /= d;
+      inv[c * n + k] /= d;
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      const double f = a[r * n + c];
+      for (int64_t k = 0; k < n; ++k) {
+        a[r * n + k] -= f * a[c * n + k];
+        inv[r * n + k] -= f * inv[c * n + k];
+      }
+    }
+  }
+  return inv;
 }
 
 // Reports up to 8 differing bytes (index, both values in hex) and the count.

@@ -32,37 +32,6 @@ using RoundFn = std::function<float(int64_t row, int64_t col, float w)>;
 // row values of the group.
 using GroupFn = std::function<void(int64_t row, int64_t col, const double* values, int64_t n)>;
 
-// Inverse of a symmetric positive definite matrix by Gauss-Jordan elimination with partial
-// pivoting, in double.
-std::vector<double> Inverse(std::vector<double> a, int64_t n) {
-  std::vector<double> inv(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i) inv[i * n + i] = 1.0;
-  for (int64_t c = 0; c < n; ++c) {
-    int64_t pivot = c;
-    for (int64_t r = c + 1; r < n; ++r) {
-      if (std::fabs(a[r * n + c]) > std::fabs(a[pivot * n + c])) pivot = r;
-    }
-    for (int64_t k = 0; k < n; ++k) {
-      std::swap(a[c * n + k], a[pivot * n + k]);
-      std::swap(inv[c * n + k], inv[pivot * n + k]);
-    }
-    const double d = a[c * n + c];
-    for (int64_t k = 0; k < n; ++k) {
-      a[c * n + k] /= d;
-      inv[c * n + k] /= d;
-    }
-    for (int64_t r = 0; r < n; ++r) {
-      if (r == c) continue;
-      const double f = a[r * n + c];
-      for (int64_t k = 0; k < n; ++k) {
-        a[r * n + k] -= f * a[c * n + k];
-        inv[r * n + k] -= f * inv[c * n + k];
-      }
-    }
-  }
-  return inv;
-}
-
 // Textbook GPTQ / OBS (Frantar et al. 2022, eqs. 2-3): for each column q in order, quantize,
 // spread the error over the remaining columns with H^-1[q, :] / H^-1[q, q], then remove q from
 // H^-1 (H^-1 -= H^-1[:, q] H^-1[q, :] / H^-1[q, q]). Model Optimizer's preparation first: dead
@@ -83,7 +52,7 @@ void ReferenceGptq(std::vector<float> w, int64_t rows, int64_t cols, const Hessi
   for (int64_t i = 0; i < cols; ++i) mean += a[i * cols + i];
   mean /= static_cast<double>(cols);
   for (int64_t i = 0; i < cols; ++i) a[i * cols + i] += perc_damp * mean;
-  std::vector<double> hinv = Inverse(a, cols);
+  std::vector<double> hinv = calib_test::ReferenceInverse(a, cols);
   if (order.empty()) {
     order.resize(static_cast<size_t>(cols));
     std::iota(order.begin(), order.end(), int64_t{0});
@@ -264,6 +233,22 @@ TEST(GptqTest, MxEqualsTextbook) {
     EXPECT_TRUE(SameBytes(expected.codes, got.codes)) << static_cast<int>(element);
     EXPECT_TRUE(SameBytes(rtn.scales, got.scales));
   }
+}
+
+// 300 columns: the tiled factor (128-column tiles) with two full tiles and a partial one.
+TEST(GptqTest, SeveralFactorTilesEqualsTextbook) {
+  const int64_t rows = 6, cols = 300;
+  const Problem p = MakeProblem(rows, cols, 1024, 91);
+  const Fp8Tensor rtn = QuantizeFp8(MakeView(p.w, {rows, cols}), Fp8Granularity::kPerChannel);
+  Fp8Tensor expected = rtn;
+  ReferenceGptq(p.w, rows, cols, p.h, 0.01, [&](int64_t r, int64_t c, float w) {
+    expected.codes[r * cols + c] = EncodeE4M3(w / rtn.scales[r]);
+    return DecodeE4M3(expected.codes[r * cols + c]) * rtn.scales[r];
+  });
+  ThreadPool pool(3);
+  const Fp8Tensor got =
+      GptqFp8(p.w, rows, cols, p.h, {}, Fp8Granularity::kPerChannel, {}, &pool);
+  EXPECT_TRUE(SameBytes(expected.codes, got.codes));
 }
 
 // The all-zero column is decoupled (Model Optimizer's rule) and stays zero; an input channel
