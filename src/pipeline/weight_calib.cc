@@ -16,12 +16,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // The exported formats GPTQ / local_hessian produce, mapped from the job's QuantAlgo.
-bool IsNvfp4(QuantAlgo algo) {
-  return algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kW4A16Nvfp4;
-}
+bool IsNvfp4(QuantAlgo algo) { return algo == QuantAlgo::kNvfp4 || algo == QuantAlgo::kW4A16Nvfp4; }
 
-TensorView F32View(const std::vector<float>& w, int64_t rows, int64_t cols,
-                   std::string_view name) {
+TensorView F32View(const std::vector<float>& w, int64_t rows, int64_t cols, std::string_view name) {
   return TensorView{.dtype = DType::kF32,
                     .shape = {rows, cols},
                     .data = std::as_bytes(std::span<const float>(w)),
@@ -109,17 +106,16 @@ WeightCalibrator::WeightCalibrator(const Checkpoint& checkpoint, const JobPlan& 
                                    ThreadPool* pool)
     : checkpoint_(checkpoint),
       pool_(pool),
-      collector_(
-          HessianCollectorOptions{
-              .kind = job.full_hessians ? HessianKind::kFull : HessianKind::kBlockDiagonal,
-              .filter =
-                  [this](const ActivationSite& site) {
-                    for (const std::string& m : site.modules) {
-                      if (jobs_.count(m) != 0) return true;
-                    }
-                    return false;
-                  }},
-          pool) {
+      collector_(HessianCollectorOptions{.kind = job.full_hessians ? HessianKind::kFull
+                                                                   : HessianKind::kBlockDiagonal,
+                                         .filter =
+                                             [this](const ActivationSite& site) {
+                                               for (const std::string& m : site.modules) {
+                                                 if (jobs_.count(m) != 0) return true;
+                                               }
+                                               return false;
+                                             }},
+                 pool) {
   for (const TensorJob& t : job.tensors) {
     if (t.linear && t.linear->hessian_algo != HessianAlgo::kNone) jobs_[t.linear->module] = &t;
   }
@@ -176,8 +172,13 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
     }
     GptqStats gstats;
     QuantizedWeight result;
+    std::optional<QuantizedWeight> initial;  // a stack's initial scales, for the summary
+    if (gptq && IsNvfp4(job.algo) && !local && job.nvfp4.algorithm != BlockScaleAlgorithm::kMax) {
+      initial = QuantizeNvfp4(view, job.nvfp4, pool_);
+    }
     if (local) {
       Nvfp4Tensor scales = LocalHessianNvfp4(w, rows, cols, *blocks, job.nvfp4, pool_);
+      if (gptq) initial = scales;
       if (gptq) {
         result = GptqNvfp4FromScales(w, rows, cols, *h, options, scales, pool_, &gstats);
       } else {
@@ -186,8 +187,8 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
     } else if (IsNvfp4(job.algo)) {
       result = GptqNvfp4(w, rows, cols, *h, options, job.nvfp4, pool_, &gstats);
     } else if (job.algo == QuantAlgo::kFp8 || job.algo == QuantAlgo::kFp8PerChannel) {
-      const Fp8Granularity g = job.algo == QuantAlgo::kFp8 ? Fp8Granularity::kPerTensor
-                                                            : Fp8Granularity::kPerChannel;
+      const Fp8Granularity g =
+          job.algo == QuantAlgo::kFp8 ? Fp8Granularity::kPerTensor : Fp8Granularity::kPerChannel;
       result = GptqFp8(w, rows, cols, *h, options, g, std::nullopt, pool_, &gstats);
     } else {
       const MxElement e = job.algo == QuantAlgo::kMxfp4 ? MxElement::kE2M1 : MxElement::kE4M3;
@@ -196,7 +197,8 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
 
     // The output error of both on the Hessian in memory (cheap next to GPTQ itself).
     const std::vector<float> q = Dequantize(result, rows, cols, pool_);
-    const std::vector<float> q_rtn = Dequantize(RoundToNearest(view, job, pool_), rows, cols, pool_);
+    const std::vector<float> q_rtn =
+        Dequantize(RoundToNearest(view, job, pool_), rows, cols, pool_);
     double error = 0.0;
     double error_rtn = 0.0;
     if (full) {
@@ -210,6 +212,12 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
     s.weights += 1;
     s.sum_error_ratio += error_rtn > 0.0 ? error / error_rtn : 1.0;
     s.block_diagonal_error = !full;
+    if (initial && error_rtn > 0.0) {
+      const std::vector<float> q_initial = Dequantize(*initial, rows, cols, pool_);
+      s.initial_weights += 1;
+      s.sum_initial_ratio += LayerOutputError(w, q_initial, rows, cols, *h, pool_) / error_rtn;
+      s.initial_name = local ? "local_hessian" : std::string(AlgorithmName(job.nvfp4.algorithm));
+    }
     if (gptq) {
       s.dead_columns += gstats.dead_columns;
       s.not_positive_definite += gstats.positive_definite ? 0 : 1;
@@ -230,6 +238,11 @@ std::vector<std::string> WeightCalibrator::Notes() const {
                   s.weights > 0 ? s.sum_error_ratio / static_cast<double>(s.weights) : 0.0,
                   s.block_diagonal_error ? " (16x16 diagonal blocks of H)" : "", s.seconds);
     std::string note = line;
+    if (s.initial_weights > 0) {
+      std::snprintf(line, sizeof line, "; %s scales alone %.4f", s.initial_name.c_str(),
+                    s.sum_initial_ratio / static_cast<double>(s.initial_weights));
+      note += line;
+    }
     if (s.not_positive_definite > 0) {
       note += "; " + std::to_string(s.not_positive_definite) +
               " Hessians not positive definite (plain RTN used)";

@@ -31,8 +31,13 @@ using QuantizedWeight = std::variant<Nvfp4Tensor, MxTensor, Fp8Tensor>;
 // (the job's format with max scales) on the same Hessian.
 struct WeightCalibStats {
   int64_t weights = 0;
-  double sum_error_ratio = 0.0;  // sum over weights of error(algorithm) / error(RTN max)
+  double sum_error_ratio = 0.0;       // sum over weights of error(algorithm) / error(RTN max)
   bool block_diagonal_error = false;  // the error uses only H's 16x16 diagonal blocks
+  // Stacks ([mse, gptq], [local_hessian, gptq]): the same ratio for the initial scales alone
+  // (their round-to-nearest result), on the full Hessian.
+  int64_t initial_weights = 0;
+  double sum_initial_ratio = 0.0;
+  std::string initial_name;  // "mse", "local_hessian"
   int64_t dead_columns = 0;
   int64_t not_positive_definite = 0;
   double seconds = 0.0;

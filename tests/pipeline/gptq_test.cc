@@ -31,18 +31,18 @@ const std::filesystem::path kStories = kShared / "models/stories260K/hf";
 const std::filesystem::path kTokenizer = kShared / "models/stories260K/tok512.bin";
 const std::filesystem::path kWiki = kShared / "data/wikitext-2-test/wiki.test.raw";
 
-// Static NVFP4 weights (the scales GPTQ keeps fixed), inputs as `inputs` says.
+// Static NVFP4 weights (the scales GPTQ keeps fixed); NVFP4 inputs too when w4a4.
 std::string RecipeYaml(const std::string& algorithm, bool w4a4) {
-  std::string yaml =
+  const std::string header =
       "imports:\n"
       "  base_disable_all: configs/ptq/units/base_disable_all\n"
       "  default_disabled_quantizers: configs/ptq/units/default_disabled_quantizers\n"
       "  nvfp4: configs/numerics/nvfp4\n"
-      "  nvfp4_static: configs/numerics/nvfp4_static\n"
-      "algorithm: " + algorithm + "\n"
-      "quant_cfg:\n"
-      "  - $import: base_disable_all\n"
-      "  - {quantizer_name: '*weight_quantizer', cfg: {$import: nvfp4_static}}\n";
+      "  nvfp4_static: configs/numerics/nvfp4_static\n";
+  std::string yaml = header + "algorithm: " + algorithm + "\n";
+  yaml += "quant_cfg:\n";
+  yaml += "  - $import: base_disable_all\n";
+  yaml += "  - {quantizer_name: '*weight_quantizer', cfg: {$import: nvfp4_static}}\n";
   if (w4a4) yaml += "  - {quantizer_name: '*input_quantizer', cfg: {$import: nvfp4}}\n";
   return yaml + "  - $import: default_disabled_quantizers\n";
 }
@@ -128,9 +128,9 @@ class GptqPipelineTest : public ::testing::Test {
     std::unique_ptr<Tokenizer> tokenizer;
     if (!tokenizer_.empty()) tokenizer = LoadTokenizerFile(tokenizer_);
     const EvalData data = LoadEvalData(data_, tokenizer.get());
-    const std::vector<std::vector<int32_t>> sequences = CalibrationSequences(
-        data.tokens, tokenizer ? tokenizer->BosId() : std::nullopt, samples_, seq_len_,
-        config.max_position_embeddings, data_.string());
+    const std::vector<std::vector<int32_t>> sequences =
+        CalibrationSequences(data.tokens, tokenizer ? tokenizer->BosId() : std::nullopt, samples_,
+                             seq_len_, config.max_position_embeddings, data_.string());
     TokenBatch batch;
     for (const std::vector<int32_t>& s : sequences) batch.sequences.emplace_back(s);
     const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_);
@@ -240,8 +240,8 @@ TEST_F(GptqPipelineTest, TinyGptqEqualsDirectGptq) {
 TEST_F(GptqPipelineTest, TinyLocalHessianEqualsDirectSearch) {
   MakeTiny();
   ThreadPool pool(2);
-  const QuantizeSummary summary = RunQuantize(
-      Options("{method: local_hessian, fp8_scale_sweep: true}", false, "out"), &pool);
+  const QuantizeSummary summary =
+      RunQuantize(Options("{method: local_hessian, fp8_scale_sweep: true}", false, "out"), &pool);
   EXPECT_TRUE(HasNote(summary, "local_hessian on 7 weights")) << summary.notes.size();
   const std::unique_ptr<HessianCollector> hessians = Hessians(HessianKind::kBlockDiagonal);
   EXPECT_EQ(CompareWithDirect(root_ / "out",
@@ -260,8 +260,8 @@ TEST_F(GptqPipelineTest, TinyLocalHessianEqualsDirectSearch) {
 TEST_F(GptqPipelineTest, StacksAndPresetsRun) {
   MakeTiny();
   ThreadPool pool(2);
-  const QuantizeSummary mse_gptq = RunQuantize(
-      Options("[{method: mse, fp8_scale_sweep: true}, gptq]", true, "mse_gptq"), &pool);
+  const QuantizeSummary mse_gptq =
+      RunQuantize(Options("[{method: mse, fp8_scale_sweep: true}, gptq]", true, "mse_gptq"), &pool);
   EXPECT_EQ(mse_gptq.quant_algo, "NVFP4");
   EXPECT_TRUE(HasNote(mse_gptq, "gptq on 7 weights"));
   const QuantizeSummary lh_gptq =
