@@ -231,9 +231,10 @@ HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
 // Written in Highway ops, each the one instruction the tree needs, except level 2: it pairs the
 // 128-bit chunks 0 with 1 and 2 with 3 of two vectors at once (vshuff32x4 with the even and the
 // odd chunks), and Highway 1.0.3 has no two-source chunk shuffle; the emulations (a chunk swap by
-// TableLookupLanes, or ConcatLowerUpper, plus OddEvenBlocks) cost two more operations per pair of
-// vectors, in a kernel bound by shuffle throughput (one port). So that one shuffle stays an
-// intrinsic, in EvenOddChunks.
+// TableLookupLanes or ConcatLowerUpper, then OddEvenBlocks) take two more operations per pair of
+// vectors, one of them a shuffle (512-bit shuffles have one port here), in a kernel that is
+// throughput-bound (bench/RESULTS.md, NVFP4 perf session). Not measured, as it can only lose; so
+// that one shuffle stays an intrinsic, in EvenOddChunks.
 
 using DF512 = hn::Full512<float>;
 
