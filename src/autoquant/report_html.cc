@@ -5,27 +5,10 @@
 
 #include "fmt/core.h"
 #include "quantforge/autoquant_report.h"
+#include "src/autoquant/xml_escape.h"
 
 namespace qf {
 namespace {
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '&') {
-      out += "&amp;";
-    } else if (c == '<') {
-      out += "&lt;";
-    } else if (c == '>') {
-      out += "&gt;";
-    } else if (c == '"') {
-      out += "&quot;";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::string Cell(double v, const char* spec, bool present) {
   return present && std::isfinite(v) ? fmt::format(fmt::runtime(spec), v) : "&ndash;";
@@ -48,7 +31,7 @@ std::string SweepReportHtml(const SweepReport& report) {
       "dt{font-weight:bold}dd{margin:0}p.note{font-size:13px;max-width:1000px}\n"
       "</style>\n</head>\n<body>\n<h1>AutoQuantize sweep</h1>\n<dl>\n";
   const auto item = [&](const std::string& key, const std::string& value) {
-    html += "<dt>" + Escape(key) + "</dt><dd>" + Escape(value) + "</dd>\n";
+    html += "<dt>" + XmlEscape(key) + "</dt><dd>" + XmlEscape(value) + "</dd>\n";
   };
   item("model", report.model);
   item("candidate formats", report.formats);
@@ -83,7 +66,7 @@ std::string SweepReportHtml(const SweepReport& report) {
         "<tr class=\"{}{}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td class=\"l\">{}</td></tr>\n",
-        kind, p.evaluated ? "" : " skipped", kind, Escape(p.label),
+        kind, p.evaluated ? "" : " skipped", kind, XmlEscape(p.label),
         Cell(p.budget_bpe, "{:.2f}", p.budget_bpe > 0), Cell(p.bpe, "{:.4f}", p.evaluated),
         Cell(p.score, "{:.4g}", p.score >= 0),
         p.kind == SweepPointKind::kAutoQuant && p.evaluated
@@ -91,7 +74,7 @@ std::string SweepReportHtml(const SweepReport& report) {
             : std::string("&ndash;"),
         Cell(p.perplexity, "{:.4f}", p.evaluated), Cell(delta, "{:+.2f}%", p.evaluated),
         Cell(p.kl, "{:.5f}", p.evaluated), Cell(100.0 * p.top1, "{:.2f}%", p.evaluated),
-        Escape(p.evaluated && !p.note.empty() ? p.recipe + "; " + p.note
+        XmlEscape(p.evaluated && !p.note.empty() ? p.recipe + "; " + p.note
                                               : (p.evaluated ? p.recipe : p.note)));
   }
   html += "</table>\n</body>\n</html>\n";

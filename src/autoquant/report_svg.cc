@@ -10,6 +10,7 @@
 
 #include "fmt/core.h"
 #include "quantforge/autoquant_report.h"
+#include "src/autoquant/xml_escape.h"
 
 namespace qf {
 namespace {
@@ -29,23 +30,6 @@ const char* UniformColor(const std::string& label) {
   return "#555555";  // BF16
 }
 
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '&') {
-      out += "&amp;";
-    } else if (c == '<') {
-      out += "&lt;";
-    } else if (c == '>') {
-      out += "&gt;";
-    } else if (c == '"') {
-      out += "&quot;";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 struct Range {
   double lo = 0.0, hi = 1.0;
@@ -129,7 +113,7 @@ std::string Panel(const SweepReport& report, double x0, const std::string& title
   svg += fmt::format(
       "<text x=\"{:.1f}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" "
       "font-weight=\"bold\">{}</text>\n",
-      (left + right) / 2, Escape(title));
+      (left + right) / 2, XmlEscape(title));
   svg += fmt::format(
       "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#fff\" "
       "stroke=\"#333\"/>\n",
@@ -157,7 +141,7 @@ std::string Panel(const SweepReport& report, double x0, const std::string& title
   svg += fmt::format(
       "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\" "
       "font-size=\"13\">{}</text>\n",
-      x0 + 20, (top + bottom) / 2, Escape(y_label));
+      x0 + 20, (top + bottom) / 2, XmlEscape(y_label));
 
   std::vector<const SweepPoint*> solved;
   for (const SweepPoint* p : points) {
@@ -187,7 +171,7 @@ std::string Panel(const SweepReport& report, double x0, const std::string& title
             "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"{}\" "
             "fill=\"#222\">{}</text>\n",
             x < (left + right) / 2 ? x + 8 : x - 8, y - 8, x < (left + right) / 2 ? "start" : "end",
-            Escape(p->label));
+            XmlEscape(p->label));
         break;
     }
   }
@@ -216,7 +200,7 @@ std::string SweepPlotSvg(const SweepReport& report) {
   const auto entry = [&](const std::string& marker, const std::string& label) {
     svg += marker;
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\">{}</text>\n", x + 12,
-                       y + 4, Escape(label));
+                       y + 4, XmlEscape(label));
     x += 24 + 7.0 * static_cast<double>(label.size());
   };
   entry(fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
