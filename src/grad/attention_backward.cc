@@ -8,30 +8,11 @@
 #include <limits>
 #include <vector>
 
+#include "src/model/attention.h"
 #include "src/model/linear.h"
 
 namespace qf::grad {
 namespace {
-
-// Row i of the scores [len] becomes the probabilities, the forward's F32 arithmetic: scale,
-// subtract the max, exp, divide by the sum; invisible keys get exactly 0.
-void MaskedSoftmaxRow(float* row, int64_t i, int64_t len, int64_t window, float scale) {
-  const int64_t first = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int64_t j = first; j <= i; ++j) {
-    row[j] *= scale;
-    max_score = std::max(max_score, row[j]);
-  }
-  float sum = 0.0f;
-  for (int64_t j = first; j <= i; ++j) {
-    row[j] = std::exp(row[j] - max_score);
-    sum += row[j];
-  }
-  const float inv_sum = 1.0f / sum;
-  for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
-  for (int64_t j = first; j <= i; ++j) row[j] *= inv_sum;
-  for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
-}
 
 // probs[len, len] for query head h over keys of kv head kv; `base` is the sequence's first row.
 void Probabilities(const model::AttentionShape& shape, const float* base, int64_t len, int64_t h,
@@ -41,7 +22,7 @@ void Probabilities(const model::AttentionShape& shape, const float* base, int64_
   const float* k = base + shape.num_heads * d + kv * d;
   model::GemmNT(len, len, d, base + h * d, ld, k, ld, probs, len);
   for (int64_t i = 0; i < len; ++i) {
-    MaskedSoftmaxRow(probs + i * len, i, len, shape.sliding_window, scale);
+    model::MaskedSoftmaxRow(probs + i * len, i, len, shape.sliding_window, scale);
   }
 }
 

@@ -12,6 +12,25 @@
 
 namespace qf::model {
 
+// Visible keys: [first, i]; the rest get probability exactly 0 (exp(-inf)).
+void MaskedSoftmaxRow(float* row, int64_t i, int64_t len, int64_t window, float scale) {
+  const int64_t first = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = first; j <= i; ++j) {
+    row[j] *= scale;
+    max_score = std::max(max_score, row[j]);
+  }
+  float sum = 0.0f;
+  for (int64_t j = first; j <= i; ++j) {
+    row[j] = std::exp(row[j] - max_score);
+    sum += row[j];
+  }
+  const float inv_sum = 1.0f / sum;
+  for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
+  for (int64_t j = first; j <= i; ++j) row[j] *= inv_sum;
+  for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
+}
+
 Attention::Attention(const AttentionShape& shape, std::vector<double> inv_freq, Linear qkv,
                      Linear o, const std::string& prefix)
     : shape_(shape),
@@ -82,23 +101,7 @@ void Attention::Forward(const BatchLayout& batch, float* in, float* out,
       GemmNT(r1 - r0, keys, d, base + r0 * ld_qkv + h * d, ld_qkv, k, ld_qkv, scores.data(), keys);
       for (int64_t i = r0; i < r1; ++i) {
         float* row = scores.data() + (i - r0) * keys;
-        // Visible keys: [first, i]; the rest get probability exactly 0 (exp(-inf)).
-        const int64_t first =
-            shape_.sliding_window > 0 ? std::max<int64_t>(0, i - shape_.sliding_window + 1) : 0;
-        float max_score = -std::numeric_limits<float>::infinity();
-        for (int64_t j = first; j <= i; ++j) {
-          row[j] *= scale;
-          max_score = std::max(max_score, row[j]);
-        }
-        float sum = 0.0f;
-        for (int64_t j = first; j <= i; ++j) {
-          row[j] = std::exp(row[j] - max_score);
-          sum += row[j];
-        }
-        const float inv_sum = 1.0f / sum;
-        for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
-        for (int64_t j = first; j <= i; ++j) row[j] *= inv_sum;
-        for (int64_t j = i + 1; j < keys; ++j) row[j] = 0.0f;
+        MaskedSoftmaxRow(row, i, keys, shape_.sliding_window, scale);
       }
       GemmNN(r1 - r0, d, keys, scores.data(), keys, v, ld_qkv,
              context.data() + (begin + r0) * q_width + h * d, q_width);

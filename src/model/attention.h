@@ -24,6 +24,12 @@ struct AttentionShape {
   int64_t QkvWidth() const { return (num_heads + 2 * num_kv_heads) * head_dim; }
 };
 
+// Row i of causal attention scores [len] (keys 0..len-1) becomes probabilities in place: scale,
+// subtract the max over the visible keys [max(0, i - window + 1), i] (window 0: all of 0..i),
+// exp, divide by the sum, every other key exactly 0. One function for the forward pass and the
+// backward pass's recomputation, so both see the same F32 arithmetic.
+void MaskedSoftmaxRow(float* row, int64_t i, int64_t len, int64_t window, float scale);
+
 class Attention final : public Mixer {
  public:
   // qkv: [QkvWidth, hidden] rows q, then k, then v; o: [hidden, num_heads * head_dim].
