@@ -17,21 +17,6 @@ namespace {
 // Tokens per batch of a layer's pass: bounds the activations held at once.
 constexpr int64_t kBatchTokens = 4096;
 
-// The amax observer, then the caller's hooks (they see the same, unchanged activations).
-class CompositeHooks : public ForwardHooks {
- public:
-  CompositeHooks(ForwardHooks* first, ForwardHooks* second) : first_(first), second_(second) {}
-  void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
-                    int64_t ld) override {
-    first_->OnActivation(site, x, rows, cols, ld);
-    if (second_ != nullptr) second_->OnActivation(site, x, rows, cols, ld);
-  }
-
- private:
-  ForwardHooks* first_;
-  ForwardHooks* second_;
-};
-
 }  // namespace
 
 std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
@@ -115,6 +100,27 @@ void ApplyCalibration(JobPlan& job, const std::map<std::string, float>& amax) {
   }
 }
 
+QuantizationScheme ActivationScheme(const JobPlan& job) {
+  QuantizationScheme scheme;
+  for (const TensorJob& t : job.tensors) {
+    if (!t.linear || !t.linear->input_quantized || !t.linear->input_amax) continue;
+    const LinearJob& l = *t.linear;
+    const bool nvfp4 = l.algo == QuantAlgo::kNvfp4;
+    LinearQuantization q;
+    q.algo = std::string(QuantAlgoName(l.algo));
+    q.weight = nvfp4 ? StoredWeightFormat::kNvfp4 : StoredWeightFormat::kFp8PerTensor;
+    q.input.kind = nvfp4 ? InputQuantKind::kNvfp4 : InputQuantKind::kFp8Static;
+    q.input.input_scale = *l.input_amax / (nvfp4 ? 6.0f * 448.0f : 448.0f);
+    scheme.linears[l.module] = q;
+  }
+  for (const KvJob& kv : job.kv) {
+    scheme.kv[kv.attn] = KvQuantization{.k_scale = kv.k_amax / 448.0f,
+                                        .v_scale = kv.v_amax / 448.0f};
+  }
+  if (scheme.IsQuantized()) scheme.layout = "modelopt";
+  return scheme;
+}
+
 CalibrationResult Calibrate(const std::filesystem::path& model_dir,
                             const CalibrationOptions& options, ThreadPool* pool) {
   const std::string data_name = options.data.string();
@@ -164,7 +170,7 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
   const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_dir);
   LayerwiseRunner runner(config, *weights, pool, {}, layerwise);
   AmaxObserver observer;
-  CompositeHooks hooks(&observer, options.extra_hooks);
+  HookChain hooks(&observer, options.extra_hooks);
   LayerwiseCallbacks callbacks;
   callbacks.on_layer_done = options.on_layer_done;
   callbacks.progress = [&](const LayerwiseProgress& p) {

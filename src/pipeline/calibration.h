@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "quantforge/eval.h"
 #include "quantforge/model.h"
 #include "quantforge/pipeline.h"
 #include "quantforge/thread_pool.h"
@@ -67,7 +68,29 @@ std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> 
 CalibrationResult Calibrate(const std::filesystem::path& model_dir,
                             const CalibrationOptions& options, ThreadPool* pool);
 
-// Whether the job quantizes lm_head's input (then calibration must observe it).
+// Runs `first` then `second` (may be null) on every activation: the second sees what the first
+// left (e.g. fake-quantized inputs, then Hessian collection).
+class HookChain : public ForwardHooks {
+ public:
+  HookChain(ForwardHooks* first, ForwardHooks* second) : first_(first), second_(second) {}
+  void OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,
+                    int64_t ld) override {
+    first_->OnActivation(site, x, rows, cols, ld);
+    if (second_ != nullptr) second_->OnActivation(site, x, rows, cols, ld);
+  }
+
+ private:
+  ForwardHooks* first_;
+  ForwardHooks* second_;
+};
+
+// What a serving engine quantizes at run time under the calibrated job (after ApplyCalibration):
+// static NVFP4 / FP8 inputs with the exported input_scale (amax / 2688 or / 448, in F32 as the
+// exporter computes it) and the FP8 KV cache, for SimulationHooks (eval.h). Empty when the job
+// quantizes no activation.
+QuantizationScheme ActivationScheme(const JobPlan& job);
+
+// Whether the lm_head's input is quantized (then calibration must observe it).
 bool LmHeadInputQuantized(const JobPlan& job);
 
 // Fills the job's input amax (max over each fused group and each MoE layer's routed experts:

@@ -36,6 +36,15 @@ bool LmHeadHessian(const JobPlan& job) {
   return false;
 }
 
+// Whether the calibrated job quantizes any activation (static inputs, KV cache).
+bool HasQuantizedActivations(const JobPlan& job) {
+  if (!job.kv.empty()) return true;
+  for (const TensorJob& t : job.tensors) {
+    if (t.linear && t.linear->input_quantized) return true;
+  }
+  return false;
+}
+
 // Quantizes one weight as its plan says, ready for the exporter; `precomputed` (GPTQ /
 // local_hessian during calibration) is used as is.
 QuantizedLinear QuantizeLinear(const TensorView& view, const LinearJob& job, ThreadPool* pool,
@@ -109,13 +118,28 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
                              .seq_len = options.calib_seq_len,
                              .lm_head_input = LmHeadInputQuantized(job) || LmHeadHessian(job),
                              .progress = options.calib_progress};
-    if (weight_calib) {
+    // GPTQ / local_hessian see the activations the serving engine quantizes (Model Optimizer
+    // feeds GPTQ the input quantizer's output). Those quantizers need the amax of the whole
+    // pass first, so with quantized activations the Hessians come from a second pass.
+    const bool qdq_pass = weight_calib && HasQuantizedActivations(job);
+    if (weight_calib && !qdq_pass) {
       calib.extra_hooks = &*weight_calib;
       calib.on_layer_done = [&](int64_t) { weight_calib->QuantizeHeld(); };
     }
     calibration = Calibrate(checkpoint.Directory(), calib, pool);
-    if (weight_calib) weight_calib->QuantizeHeld();  // lm_head's input comes after the layers
     ApplyCalibration(job, calibration->amax);
+    if (qdq_pass) {
+      SimulationHooks simulation(ActivationScheme(job));
+      HookChain chain(&simulation, &*weight_calib);
+      calib.extra_hooks = &chain;
+      calib.on_layer_done = [&](int64_t) { weight_calib->QuantizeHeld(); };
+      Calibrate(checkpoint.Directory(), calib, pool);
+    }
+    if (weight_calib) weight_calib->QuantizeHeld();  // lm_head's input comes after the layers
+    if (qdq_pass) {
+      weight_calib->AddNote("Hessians from a second pass with the calibrated input / KV "
+                            "quantizers simulated");
+    }
   }
 
   // Declare the whole output layout, then stream.

@@ -250,6 +250,7 @@ std::vector<std::string> WeightCalibrator::Notes() const {
     if (s.dead_columns > 0) note += "; " + std::to_string(s.dead_columns) + " all-zero columns";
     notes.push_back(std::move(note));
   }
+  notes.insert(notes.end(), extra_notes_.begin(), extra_notes_.end());
   return notes;
 }
 

@@ -59,6 +59,7 @@ class WeightCalibrator : public ForwardHooks {
   const std::map<HessianAlgo, WeightCalibStats>& stats() const { return stats_; }
   // One summary line per algorithm: "gptq on N weights, mean layer-output error ratio vs RTN ...".
   std::vector<std::string> Notes() const;
+  void AddNote(std::string note) { extra_notes_.push_back(std::move(note)); }
 
  private:
   void QuantizeSite(const std::vector<std::string>& modules);
@@ -69,6 +70,7 @@ class WeightCalibrator : public ForwardHooks {
   HessianCollector collector_;
   std::map<std::string, QuantizedWeight> results_;
   std::map<HessianAlgo, WeightCalibStats> stats_;
+  std::vector<std::string> extra_notes_;
 };
 
 }  // namespace qf

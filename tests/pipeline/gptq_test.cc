@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "quantforge/calib.h"
@@ -122,8 +123,11 @@ class GptqPipelineTest : public ::testing::Test {
   }
 
   // Hessians of every Linear input over the calibration sequences Calibrate cuts, on the
-  // unquantized model, gathered in one run (nothing released).
-  std::unique_ptr<HessianCollector> Hessians(HessianKind kind) const {
+  // unquantized weights, gathered in one run (nothing released). With `exported`, the inputs and
+  // KV are first fake-quantized as the eval simulates that checkpoint (W4A4: Model Optimizer
+  // feeds GPTQ the input quantizer's output).
+  std::unique_ptr<HessianCollector> Hessians(HessianKind kind,
+                                             const std::filesystem::path& exported = {}) const {
     const ModelConfig config = LoadModelConfig(model_);
     std::unique_ptr<Tokenizer> tokenizer;
     if (!tokenizer_.empty()) tokenizer = LoadTokenizerFile(tokenizer_);
@@ -135,8 +139,12 @@ class GptqPipelineTest : public ::testing::Test {
     for (const std::vector<int32_t>& s : sequences) batch.sequences.emplace_back(s);
     const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_);
     auto collector = std::make_unique<HessianCollector>(HessianCollectorOptions{.kind = kind});
+    std::optional<SimulationHooks> simulation;
+    if (!exported.empty()) simulation.emplace(OpenQuantizedCheckpoint(exported).scheme);
+    HookChain chain(simulation ? static_cast<ForwardHooks*>(&*simulation) : collector.get(),
+                    simulation ? collector.get() : nullptr);
     LayerwiseRunner runner(config, *weights, nullptr);
-    runner.Run(batch, collector.get());
+    runner.Run(batch, &chain);
     return collector;
   }
 
@@ -190,8 +198,9 @@ class GptqPipelineTest : public ::testing::Test {
     return static_cast<int>(modules.size());
   }
 
-  int CompareGptq(const std::filesystem::path& out) {
-    const std::unique_ptr<HessianCollector> hessians = Hessians(HessianKind::kFull);
+  int CompareGptq(const std::filesystem::path& out, bool w4a4) {
+    const std::unique_ptr<HessianCollector> hessians =
+        Hessians(HessianKind::kFull, w4a4 ? out : std::filesystem::path());
     return CompareWithDirect(out, [&](const std::string& module, const std::vector<float>& w,
                                       int64_t rows, int64_t cols, const Nvfp4Options& options) {
       const HessianAccumulator* acc = hessians->Find(module);
@@ -233,7 +242,7 @@ TEST_F(GptqPipelineTest, TinyGptqEqualsDirectGptq) {
   const QuantizeSummary summary = RunQuantize(Options("gptq", false, "out"), &pool);
   EXPECT_EQ(summary.quant_algo, "W4A16_NVFP4");
   EXPECT_TRUE(HasNote(summary, "gptq on 7 weights, mean layer-output error ratio vs RTN"));
-  EXPECT_EQ(CompareGptq(root_ / "out"), 7);
+  EXPECT_EQ(CompareGptq(root_ / "out", false), 7);
   ExpectCheckerPasses(model_, root_ / "out", true);
 }
 
@@ -275,7 +284,7 @@ TEST_F(GptqPipelineTest, StacksAndPresetsRun) {
     o.out = root_ / ("preset" + std::to_string(preset[0] == 'c'));
     const QuantizeSummary s = RunQuantize(o, &pool);
     EXPECT_EQ(s.quant_algo, "NVFP4") << preset;
-    EXPECT_EQ(s.notes.size(), 2u) << preset;  // calibration + the algorithm's line
+    EXPECT_EQ(s.notes.size(), 3u) << preset;  // calibration, the algorithm, the second pass
   }
   // Not a stack Model Optimizer runs.
   EXPECT_THROW(RunQuantize(Options("[gptq, mse]", false, "bad"), &pool), Error);
@@ -306,9 +315,10 @@ TEST_F(GptqPipelineTest, StoriesGptqEqualsDirectGptqForOneAndThreeThreads) {
   const QuantizeSummary summary = RunQuantize(Options("gptq", true, "t1"), &one);
   EXPECT_EQ(summary.quant_algo, "NVFP4");
   EXPECT_TRUE(HasNote(summary, "gptq on 30 weights"));
+  EXPECT_TRUE(HasNote(summary, "Hessians from a second pass"));
   RunQuantize(Options("gptq", true, "t3"), &three);
   EXPECT_EQ(testing::ReadTree(root_ / "t1"), testing::ReadTree(root_ / "t3"));
-  EXPECT_EQ(CompareGptq(root_ / "t1"), 30);  // down_proj (in 172) stays F32
+  EXPECT_EQ(CompareGptq(root_ / "t1", true), 30);  // down_proj (in 172) stays F32
   ExpectCheckerPasses(model_, root_ / "t1", true);
 }
 
