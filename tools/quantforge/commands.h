@@ -29,5 +29,6 @@ Action RegisterCompare(CLI::App& app);
 Action RegisterQuantize(CLI::App& app);
 Action RegisterAutoquant(CLI::App& app);
 Action RegisterSweep(CLI::App& app);
+Action RegisterSample(CLI::App& app);
 
 }  // namespace qf::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add(qf::cli::RegisterInspect(app));
   add(qf::cli::RegisterAutoquant(app));
   add(qf::cli::RegisterSweep(app));
+  add(qf::cli::RegisterSample(app));
 
   try {
     app.parse(argc, argv);
