@@ -205,6 +205,13 @@ struct LayerwiseCallbacks {
   std::function<void(int64_t layer)> on_layer_done;
   // Called after each batch of each layer, on the thread that runs Run.
   std::function<void(const LayerwiseProgress&)> progress;
+  // Sequential calibration (Model Optimizer's layerwise GPTQ): when set, after on_layer_done(l)
+  // layer l runs again over every sequence from the residual stream it received, its weights
+  // passed through this transform instead of LoadOptions' (e.g. the quantized weights just made)
+  // and its activations through rerun_hooks (may be null), so layer l + 1 sees the quantized
+  // layer's output. Holds a second copy of the residual stream.
+  WeightTransform rerun_transform;
+  ForwardHooks* rerun_hooks = nullptr;
 };
 
 // The model-dependent terms of the peak-memory formula above, in bytes, for a checkpoint stored

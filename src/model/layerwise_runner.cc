@@ -127,7 +127,9 @@ void LayerwiseRunner::Run(const TokenBatch& sequences, ForwardHooks* hooks,
 
   const std::vector<double> inv_freq = model::LlamaRopeInverseFrequencies(config_);
   LayerwiseProgress progress{.num_layers = config_.num_hidden_layers, .num_tokens = num_tokens};
+  std::vector<float> layer_input;  // rerun_transform: the residual stream layer l received
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    if (callbacks.rerun_transform) layer_input = hidden_;
     {
       // Scoped: the layer's F32 weights are freed before on_layer_done and the next load.
       const model::DecoderLayer layer =
@@ -143,7 +145,19 @@ void LayerwiseRunner::Run(const TokenBatch& sequences, ForwardHooks* hooks,
       }
     }
     if (callbacks.on_layer_done) callbacks.on_layer_done(l);
+    if (callbacks.rerun_transform) {
+      LoadOptions rerun = load_;
+      rerun.weight_transform = callbacks.rerun_transform;
+      const model::DecoderLayer layer =
+          model::LoadLlamaDecoderLayer(config_, weights_, rerun, l, inv_freq);
+      hidden_.swap(layer_input);
+      for (const Batch& b : batches) {
+        layer.Forward(b.layout, hidden_.data() + b.row * dim, dim,
+                      model::ForwardContext{pool_, callbacks.rerun_hooks, l});
+      }
+    }
   }
+  layer_input = {};
 
   if (options_.lm_head_input) {
     const model::RmsNorm final_norm = model::LoadLlamaFinalNorm(config_, weights_);

@@ -173,6 +173,8 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
   HookChain hooks(&observer, options.extra_hooks);
   LayerwiseCallbacks callbacks;
   callbacks.on_layer_done = options.on_layer_done;
+  callbacks.rerun_transform = options.rerun_transform;
+  callbacks.rerun_hooks = options.rerun_hooks;
   callbacks.progress = [&](const LayerwiseProgress& p) {
     progress.layer = p.layer;
     progress.tokens_done = p.tokens_done;

@@ -43,6 +43,10 @@ struct CalibrationOptions {
   // Hessian collection), and a callback once each decoder layer is done (LayerwiseCallbacks).
   ForwardHooks* extra_hooks = nullptr;
   std::function<void(int64_t layer)> on_layer_done;
+  // Sequential calibration: each layer re-run with these weights and hooks after on_layer_done
+  // (LayerwiseCallbacks::rerun_transform); empty: the unquantized model throughout.
+  WeightTransform rerun_transform;
+  ForwardHooks* rerun_hooks = nullptr;
 };
 
 struct CalibrationResult {

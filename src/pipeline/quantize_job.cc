@@ -122,9 +122,18 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
     // feeds GPTQ the input quantizer's output). Those quantizers need the amax of the whole
     // pass first, so with quantized activations the Hessians come from a second pass.
     const bool qdq_pass = weight_calib && HasQuantizedActivations(job);
+    // GPTQ calibrates each layer on the outputs of the already quantized earlier layers (Model
+    // Optimizer's layerwise default): each finished layer runs again with its new weights.
+    // local_hessian alone keeps the unquantized model (its scores are per block, not a sweep).
+    const bool sequential = weight_calib && job.full_hessians;
+    const WeightTransform quantized_weights = [&](const std::string& name,
+                                                  std::span<float> weight, int64_t, int64_t) {
+      weight_calib->DequantizeInto(name, weight);
+    };
     if (weight_calib && !qdq_pass) {
       calib.extra_hooks = &*weight_calib;
       calib.on_layer_done = [&](int64_t) { weight_calib->QuantizeHeld(); };
+      if (sequential) calib.rerun_transform = quantized_weights;
     }
     calibration = Calibrate(checkpoint.Directory(), calib, pool);
     ApplyCalibration(job, calibration->amax);
@@ -133,9 +142,17 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
       HookChain chain(&simulation, &*weight_calib);
       calib.extra_hooks = &chain;
       calib.on_layer_done = [&](int64_t) { weight_calib->QuantizeHeld(); };
+      if (sequential) {
+        calib.rerun_transform = quantized_weights;
+        calib.rerun_hooks = &simulation;
+      }
       Calibrate(checkpoint.Directory(), calib, pool);
     }
     if (weight_calib) weight_calib->QuantizeHeld();  // lm_head's input comes after the layers
+    if (sequential) {
+      weight_calib->AddNote("sequential: each layer calibrated on the outputs of the quantized "
+                            "earlier layers");
+    }
     if (qdq_pass) {
       weight_calib->AddNote("Hessians from a second pass with the calibrated input / KV "
                             "quantizers simulated");

@@ -227,6 +227,21 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
   }
 }
 
+void WeightCalibrator::DequantizeInto(const std::string& name, std::span<float> weight) const {
+  if (!name.ends_with(".weight")) return;
+  const auto it = results_.find(name.substr(0, name.size() - 7));
+  if (it == results_.end()) return;
+  std::visit(
+      [&](const auto& t) {
+        QF_CHECK(static_cast<size_t>(t.rows * t.cols) == weight.size());
+        using T = std::decay_t<decltype(t)>;
+        if constexpr (std::is_same_v<T, Nvfp4Tensor>) DequantizeNvfp4(t, weight, pool_);
+        if constexpr (std::is_same_v<T, MxTensor>) DequantizeMx(t, weight, pool_);
+        if constexpr (std::is_same_v<T, Fp8Tensor>) DequantizeFp8(t, weight, pool_);
+      },
+      it->second);
+}
+
 std::vector<std::string> WeightCalibrator::Notes() const {
   std::vector<std::string> notes;
   for (const auto& [algo, s] : stats_) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -53,6 +54,10 @@ class WeightCalibrator : public ForwardHooks {
   // Quantizes every weight whose Hessian is held now (the layer just run), then releases them.
   // Call from on_layer_done and once after the run (lm_head's input comes after the last layer).
   void QuantizeHeld();
+
+  // Overwrites `weight` ("<module>.weight") with its quantized result, dequantized, when this
+  // calibrator made one (a WeightTransform for the sequential re-run of a finished layer).
+  void DequantizeInto(const std::string& name, std::span<float> weight) const;
 
   // module -> its weight, for the writer.
   std::map<std::string, QuantizedWeight>& results() { return results_; }

@@ -5,6 +5,7 @@
 // refused with nothing written; the stacked lists and Model Optimizer's presets run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -122,12 +123,14 @@ class GptqPipelineTest : public ::testing::Test {
     return o;
   }
 
-  // Hessians of every Linear input over the calibration sequences Calibrate cuts, on the
-  // unquantized weights, gathered in one run (nothing released). With `exported`, the inputs and
-  // KV are first fake-quantized as the eval simulates that checkpoint (W4A4: Model Optimizer
-  // feeds GPTQ the input quantizer's output).
+  // Hessians of every Linear input over the calibration sequences Calibrate cuts, gathered in
+  // one run (nothing released). With `sequential`, each layer runs again after its pass with
+  // the weights of `exported` (dequantized as the eval reads them), so the next layer sees the
+  // quantized layer's output. With `simulate`, the inputs and KV are first fake-quantized as the
+  // eval simulates `exported` (W4A4: Model Optimizer feeds GPTQ the input quantizer's output).
   std::unique_ptr<HessianCollector> Hessians(HessianKind kind,
-                                             const std::filesystem::path& exported = {}) const {
+                                             const std::filesystem::path& exported = {},
+                                             bool sequential = false, bool simulate = false) const {
     const ModelConfig config = LoadModelConfig(model_);
     std::unique_ptr<Tokenizer> tokenizer;
     if (!tokenizer_.empty()) tokenizer = LoadTokenizerFile(tokenizer_);
@@ -139,12 +142,27 @@ class GptqPipelineTest : public ::testing::Test {
     for (const std::vector<int32_t>& s : sequences) batch.sequences.emplace_back(s);
     const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(model_);
     auto collector = std::make_unique<HessianCollector>(HessianCollectorOptions{.kind = kind});
+    std::optional<QuantizedCheckpoint> quantized;
+    if (!exported.empty()) quantized.emplace(OpenQuantizedCheckpoint(exported));
     std::optional<SimulationHooks> simulation;
-    if (!exported.empty()) simulation.emplace(OpenQuantizedCheckpoint(exported).scheme);
+    if (simulate) simulation.emplace(quantized->scheme);
     HookChain chain(simulation ? static_cast<ForwardHooks*>(&*simulation) : collector.get(),
                     simulation ? collector.get() : nullptr);
+    LayerwiseCallbacks callbacks;
+    if (sequential) {
+      callbacks.rerun_transform = [&](const std::string& name, std::span<float> w, int64_t,
+                                      int64_t) {
+        if (quantized->scheme.linears.count(name.substr(0, name.size() - 7)) == 0) return;
+        const std::optional<TensorView> view = quantized->weights->Find(name);
+        ASSERT_TRUE(view.has_value()) << name;
+        const std::vector<float> values = ToFloat(*view);
+        ASSERT_EQ(values.size(), w.size()) << name;
+        std::copy(values.begin(), values.end(), w.begin());
+      };
+      if (simulation) callbacks.rerun_hooks = &*simulation;
+    }
     LayerwiseRunner runner(config, *weights, nullptr);
-    runner.Run(batch, &chain);
+    runner.Run(batch, &chain, callbacks);
     return collector;
   }
 
@@ -200,7 +218,7 @@ class GptqPipelineTest : public ::testing::Test {
 
   int CompareGptq(const std::filesystem::path& out, bool w4a4) {
     const std::unique_ptr<HessianCollector> hessians =
-        Hessians(HessianKind::kFull, w4a4 ? out : std::filesystem::path());
+        Hessians(HessianKind::kFull, out, /*sequential=*/true, /*simulate=*/w4a4);
     return CompareWithDirect(out, [&](const std::string& module, const std::vector<float>& w,
                                       int64_t rows, int64_t cols, const Nvfp4Options& options) {
       const HessianAccumulator* acc = hessians->Find(module);
@@ -284,7 +302,8 @@ TEST_F(GptqPipelineTest, StacksAndPresetsRun) {
     o.out = root_ / ("preset" + std::to_string(preset[0] == 'c'));
     const QuantizeSummary s = RunQuantize(o, &pool);
     EXPECT_EQ(s.quant_algo, "NVFP4") << preset;
-    EXPECT_EQ(s.notes.size(), 3u) << preset;  // calibration, the algorithm, the second pass
+    // Calibration, the algorithm, the second pass (and for GPTQ the sequential run).
+    EXPECT_EQ(s.notes.size(), preset[0] == 'c' ? 4u : 3u) << preset;
   }
   // Not a stack Model Optimizer runs.
   EXPECT_THROW(RunQuantize(Options("[gptq, mse]", false, "bad"), &pool), Error);
@@ -316,10 +335,21 @@ TEST_F(GptqPipelineTest, StoriesGptqEqualsDirectGptqForOneAndThreeThreads) {
   EXPECT_EQ(summary.quant_algo, "NVFP4");
   EXPECT_TRUE(HasNote(summary, "gptq on 30 weights"));
   EXPECT_TRUE(HasNote(summary, "Hessians from a second pass"));
+  EXPECT_TRUE(HasNote(summary, "sequential: "));
   RunQuantize(Options("gptq", true, "t3"), &three);
   EXPECT_EQ(testing::ReadTree(root_ / "t1"), testing::ReadTree(root_ / "t3"));
   EXPECT_EQ(CompareGptq(root_ / "t1", true), 30);  // down_proj (in 172) stays F32
   ExpectCheckerPasses(model_, root_ / "t1", true);
+}
+
+TEST_F(GptqPipelineTest, StoriesWeightOnlyGptqIsSequential) {
+  if (!MakeStories()) GTEST_SKIP() << "stories260K or wikitext-2 not found under " << kShared;
+  ThreadPool pool(2);
+  const QuantizeSummary summary = RunQuantize(Options("gptq", false, "out"), &pool);
+  EXPECT_EQ(summary.quant_algo, "W4A16_NVFP4");
+  EXPECT_TRUE(HasNote(summary, "sequential: "));
+  EXPECT_FALSE(HasNote(summary, "Hessians from a second pass"));
+  EXPECT_EQ(CompareGptq(root_ / "out", false), 30);
 }
 
 }  // namespace
