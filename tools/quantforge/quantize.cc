@@ -191,7 +191,8 @@ Action RegisterQuantize(CLI::App& app) {
   sub->add_option("--calib", args->calib,
                   "Calibration data (text, JSONL with \"text\" or \"input_ids\"): static input "
                   "scales (NVFP4 W4A4, FP8 W8A8) and FP8 KV scales from the unquantized model's "
-                  "activation max");
+                  "activation max; the Hessians of algorithms gptq and local_hessian (required "
+                  "by them)");
   sub->add_option("--calib-samples", args->calib_samples,
                   "Calibration sequences (clipped to the data)")
       ->check(CLI::PositiveNumber)
