@@ -99,8 +99,8 @@ std::vector<std::vector<int32_t>> SampleSequences(const Model& model,
   }
   const int64_t vocab = config.vocab_size;
   const int64_t hidden_size = config.hidden_size;
-  const int64_t group_size = std::min(
-      options.num_sequences, std::max<int64_t>(1, options.batch_tokens / options.seq_len));
+  const int64_t group_size =
+      std::min(options.num_sequences, std::max<int64_t>(1, options.batch_tokens / options.seq_len));
 
   std::vector<std::vector<int32_t>> sequences(static_cast<size_t>(options.num_sequences));
   std::vector<float> hidden;
@@ -126,8 +126,8 @@ std::vector<std::vector<int32_t>> SampleSequences(const Model& model,
       }
       model.Logits(last_hidden.data(), count, logits.data(), nullptr);
       for (int64_t i = 0; i < count; ++i) {
-        const double u = SampleUniform(options.seed, static_cast<uint64_t>(first + i),
-                                       static_cast<uint32_t>(t));
+        const double u =
+            SampleUniform(options.seed, static_cast<uint64_t>(first + i), static_cast<uint32_t>(t));
         sequences[first + i].push_back(
             SampleToken(std::span<const float>(logits.data() + i * vocab, vocab),
                         options.temperature, options.top_k, u));

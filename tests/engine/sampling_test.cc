@@ -20,9 +20,9 @@ namespace {
 
 const std::filesystem::path kModelDir = std::filesystem::path(QF_SHARED_DIR) / "models/stories260K";
 
-// Independent reference: probabilities in long double from the sorted-free definition, then the
-// first index whose running sum exceeds u (the same rule, different arithmetic order of nothing:
-// index order is the definition).
+// Independent reference: top-k membership by counting ranks (no sort, no nth_element),
+// probabilities normalized in long double, then the first index (in index order, as the
+// definition says) whose running probability exceeds u.
 int32_t ReferenceSample(const std::vector<float>& logits, double temperature, int64_t top_k,
                         double u) {
   const int64_t n = static_cast<int64_t>(logits.size());
@@ -201,13 +201,17 @@ double ChiSquare(const std::vector<int64_t>& counts, const std::vector<double>& 
 TEST_F(Sampling, FirstTokenFrequenciesMatchSoftmax) {
   const int32_t bos = 1;
   const std::vector<float> logits = model_->ForwardLogits({{std::span(&bos, 1)}});
-  for (const auto& [temperature, top_k] : {std::pair{1.0, int64_t{0}}, std::pair{0.8, int64_t{20}}}) {
+  for (const auto& [temperature, top_k] :
+       {std::pair{1.0, int64_t{0}}, std::pair{0.8, int64_t{20}}}) {
     std::vector<double> p(logits.size(), 0.0);
     std::vector<float> sorted = logits;
     std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    // The threshold test below assumes no tie at the k-th logit (the sampler breaks those by
+    // index; this reference would keep both).
+    if (top_k > 0) ASSERT_NE(sorted[top_k - 1], sorted[top_k]);
     double total = 0;
     for (size_t v = 0; v < logits.size(); ++v) {
-      if (top_k > 0 && logits[v] < sorted[top_k - 1]) continue;  // no ties in these logits
+      if (top_k > 0 && logits[v] < sorted[top_k - 1]) continue;
       p[v] = std::exp(static_cast<double>(logits[v]) / temperature);
       total += p[v];
     }

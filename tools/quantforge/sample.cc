@@ -90,8 +90,7 @@ int RunSample(const SampleFlags& flags, Context& context) {
       std::fflush(stderr);
     };
   }
-  const std::unique_ptr<Model> model =
-      Model::Load(config, *checkpoint.weights, context.pool.get());
+  const std::unique_ptr<Model> model = Model::Load(config, *checkpoint.weights, context.pool.get());
   const auto start = std::chrono::steady_clock::now();
   const std::vector<std::vector<int32_t>> sequences = SampleSequences(*model, options);
   const double seconds =
