@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -307,6 +308,57 @@ TEST_F(GptqPipelineTest, StacksAndPresetsRun) {
   }
   // Not a stack Model Optimizer runs.
   EXPECT_THROW(RunQuantize(Options("[gptq, mse]", false, "bad"), &pool), Error);
+}
+
+// GPTQ on FP8 and MX weights (scales fixed before the updates): each export equals GptqFp8 /
+// GptqMx on the same Hessian; local_hessian in a stack is NVFP4-only, so it drops to gptq.
+TEST_F(GptqPipelineTest, Fp8AndMxWeights) {
+  MakeTiny();
+  ThreadPool pool(2);
+  const std::unique_ptr<HessianCollector> hessians = Hessians(HessianKind::kFull);
+  for (const char* numerics : {"fp8", "mxfp8"}) {
+    QuantizeOptions o = Options("[local_hessian, gptq]", false, numerics);
+    std::string yaml = testing::ReadText(o.recipe);
+    const std::string from = "$import: nvfp4_static";
+    yaml.replace(yaml.find(from), from.size(), std::string("$import: ") + numerics);
+    yaml.replace(yaml.find("imports:\n"), 9,
+                 "imports:\n  " + std::string(numerics) + ": configs/numerics/" + numerics + "\n");
+    std::ofstream(o.recipe) << yaml;
+    const QuantizeSummary summary = RunQuantize(o, &pool);
+    // MX: down_proj (in 48) is not a multiple of 32 and stays unquantized.
+    const std::string n = numerics == std::string("fp8") ? "7" : "6";
+    EXPECT_TRUE(HasNote(summary, "gptq on " + n + " weights")) << numerics;
+    EXPECT_TRUE(
+        HasNote(summary, "local_hessian searches NVFP4 static block scales; " + n + " weights"))
+        << numerics;
+    const Checkpoint original = Checkpoint::Open(model_);
+    const Checkpoint exported = Checkpoint::Open(o.out);
+    int compared = 0;
+    for (const TensorInfo& info : original.Tensors()) {
+      if (!info.name.ends_with("_proj.weight")) continue;
+      const std::string module = info.name.substr(0, info.name.size() - 7);
+      if (exported.Find(module + ".weight_scale") == nullptr) continue;  // left unquantized
+      const std::vector<float> w = ToFloat(original.View(info));
+      const Hessian h = hessians->Find(module)->GptqHessian();
+      QuantizedLinear linear{.prefix = module};
+      if (numerics == std::string("fp8")) {
+        linear.weight =
+            GptqFp8(w, info.shape[0], info.shape[1], h, GptqOptions{}, Fp8Granularity::kPerTensor);
+      } else {
+        linear.weight = GptqMx(w, info.shape[0], info.shape[1], h, GptqOptions{}, MxElement::kE4M3);
+      }
+      for (const ExportTensor& e : ExportLinear(linear, ExportFormat::kModelOpt)) {
+        const TensorInfo* got = exported.Find(e.name);
+        ASSERT_NE(got, nullptr) << e.name;
+        const TensorView view = exported.View(*got);
+        ASSERT_EQ(view.data.size(), e.bytes.size()) << e.name;
+        EXPECT_EQ(std::memcmp(view.data.data(), e.bytes.data(), e.bytes.size()), 0) << e.name;
+      }
+      ++compared;
+    }
+    EXPECT_EQ(std::to_string(compared), n) << numerics;
+    ExpectCheckerPasses(model_, o.out, true);
+  }
 }
 
 TEST_F(GptqPipelineTest, RefusedWithoutCalibrationData) {
