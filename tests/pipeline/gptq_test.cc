@@ -34,18 +34,17 @@ const std::filesystem::path kStories = kShared / "models/stories260K/hf";
 const std::filesystem::path kTokenizer = kShared / "models/stories260K/tok512.bin";
 const std::filesystem::path kWiki = kShared / "data/wikitext-2-test/wiki.test.raw";
 
-// Static NVFP4 weights (the scales GPTQ keeps fixed); NVFP4 inputs too when w4a4.
-std::string RecipeYaml(const std::string& algorithm, bool w4a4) {
-  const std::string header =
-      "imports:\n"
-      "  base_disable_all: configs/ptq/units/base_disable_all\n"
-      "  default_disabled_quantizers: configs/ptq/units/default_disabled_quantizers\n"
-      "  nvfp4: configs/numerics/nvfp4\n"
-      "  nvfp4_static: configs/numerics/nvfp4_static\n";
-  std::string yaml = header + "algorithm: " + algorithm + "\n";
-  yaml += "quant_cfg:\n";
-  yaml += "  - $import: base_disable_all\n";
-  yaml += "  - {quantizer_name: '*weight_quantizer', cfg: {$import: nvfp4_static}}\n";
+// Weights in `weights` numerics (static NVFP4: the scales GPTQ keeps fixed); NVFP4 inputs too
+// when w4a4.
+std::string RecipeYaml(const std::string& algorithm, bool w4a4,
+                       const std::string& weights = "nvfp4_static") {
+  std::string yaml = "imports:\n";
+  yaml += "  base_disable_all: configs/ptq/units/base_disable_all\n";
+  yaml += "  default_disabled_quantizers: configs/ptq/units/default_disabled_quantizers\n";
+  yaml += "  nvfp4: configs/numerics/nvfp4\n";
+  if (weights != "nvfp4") yaml += "  " + weights + ": configs/numerics/" + weights + "\n";
+  yaml += "algorithm: " + algorithm + "\nquant_cfg:\n  - $import: base_disable_all\n";
+  yaml += "  - {quantizer_name: '*weight_quantizer', cfg: {$import: " + weights + "}}\n";
   if (w4a4) yaml += "  - {quantizer_name: '*input_quantizer', cfg: {$import: nvfp4}}\n";
   return yaml + "  - $import: default_disabled_quantizers\n";
 }
@@ -65,9 +64,7 @@ class GptqPipelineTest : public ::testing::Test {
   void SetUp() override {
     root_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
-  void TearDown() override {
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
 
   // A one-layer BF16 Llama and JSONL input_ids calibration data (no tokenizer needed).
   void MakeTiny() {
@@ -109,9 +106,10 @@ class GptqPipelineTest : public ::testing::Test {
     return true;
   }
 
-  QuantizeOptions Options(const std::string& algorithm, bool w4a4, const std::string& out) {
+  QuantizeOptions Options(const std::string& algorithm, bool w4a4, const std::string& out,
+                          const std::string& weights = "nvfp4_static") {
     const std::filesystem::path recipe = root_ / (out + ".yaml");
-    std::ofstream(recipe) << RecipeYaml(algorithm, w4a4);
+    std::ofstream(recipe) << RecipeYaml(algorithm, w4a4, weights);
     QuantizeOptions o;
     o.model = model_;
     o.recipe = recipe.string();
@@ -249,10 +247,8 @@ class GptqPipelineTest : public ::testing::Test {
 };
 
 bool HasNote(const QuantizeSummary& summary, const std::string& prefix) {
-  for (const std::string& note : summary.notes) {
-    if (note.starts_with(prefix)) return true;
-  }
-  return false;
+  return std::any_of(summary.notes.begin(), summary.notes.end(),
+                     [&](const std::string& note) { return note.starts_with(prefix); });
 }
 
 TEST_F(GptqPipelineTest, TinyGptqEqualsDirectGptq) {
@@ -317,13 +313,7 @@ TEST_F(GptqPipelineTest, Fp8AndMxWeights) {
   ThreadPool pool(2);
   const std::unique_ptr<HessianCollector> hessians = Hessians(HessianKind::kFull);
   for (const char* numerics : {"fp8", "mxfp8"}) {
-    QuantizeOptions o = Options("[local_hessian, gptq]", false, numerics);
-    std::string yaml = testing::ReadText(o.recipe);
-    const std::string from = "$import: nvfp4_static";
-    yaml.replace(yaml.find(from), from.size(), std::string("$import: ") + numerics);
-    yaml.replace(yaml.find("imports:\n"), 9,
-                 "imports:\n  " + std::string(numerics) + ": configs/numerics/" + numerics + "\n");
-    std::ofstream(o.recipe) << yaml;
+    const QuantizeOptions o = Options("[local_hessian, gptq]", false, numerics, numerics);
     const QuantizeSummary summary = RunQuantize(o, &pool);
     // MX: down_proj (in 48) is not a multiple of 32 and stays unquantized.
     const std::string n = numerics == std::string("fp8") ? "7" : "6";
