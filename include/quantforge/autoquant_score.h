@@ -49,13 +49,6 @@ WeightTransform MakeAssignmentTransform(std::span<const DecisionGroup> groups,
                                         const std::map<std::string, float>& fusion_amax,
                                         ThreadPool* pool);
 
-// Non-overlapping calibration sequences from a token stream: [bos] + the next seq_len - 1 tokens
-// (or seq_len tokens without bos), at most `max_sequences`. Throws qf::Error when the stream is
-// shorter than one sequence.
-std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
-                                                       int64_t max_sequences, int64_t seq_len,
-                                                       std::optional<int32_t> bos);
-
 struct ScoreProgress {
   int64_t batches_done = 0;
   int64_t batches_total = 0;
@@ -86,8 +79,9 @@ struct ScoringInputs {
   int64_t calib_samples = 64;  // sequences, clipped to the data
   int64_t seq_len = 256;       // tokens per sequence (BOS included), clipped to the context
   int64_t batch_tokens = 2048;
-  // GradientOptions::layerwise: one decoder layer's weights resident at a time (grad.h "Memory").
-  bool layerwise = false;
+  // GradientOptions::layerwise: one decoder layer's weights resident at a time (grad.h "Memory");
+  // the default, so scoring streams a model larger than RAM. false: the whole F32 model.
+  bool layerwise = true;
   std::function<void(const ScoreProgress&)> progress;
 };
 
@@ -105,9 +99,5 @@ struct ScoredModel {
 // the file on a missing model, tokenizer or calibration text.
 ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool);
 
-// The tokenizer for `model` (`path` when given, else found in the model directory); null when
-// none is found and `required` is false.
-std::unique_ptr<Tokenizer> LoadModelTokenizer(const std::filesystem::path& model,
-                                              const std::filesystem::path& path, bool required);
 
 }  // namespace qf

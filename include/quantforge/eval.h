@@ -43,6 +43,16 @@ struct EvalData {
 // malformed JSONL (naming the line), a line mixing formats, or no tokens at all.
 EvalData LoadEvalData(const std::filesystem::path& path, const Tokenizer* tokenizer);
 
+// Calibration and scoring sequences cut from a stream: consecutive, non-overlapping from its
+// start, each [bos] + the next seq_len - 1 stream tokens (seq_len stream tokens without a BOS),
+// at most `max_sequences` of them; deterministic. Throws qf::Error naming `data` when
+// max_sequences < 1, seq_len < 2, or the stream is shorter than one sequence. The caller checks
+// seq_len against the model's context.
+std::vector<std::vector<int32_t>> CutSequences(std::span<const int32_t> stream,
+                                               std::optional<int32_t> bos,
+                                               int64_t max_sequences, int64_t seq_len,
+                                               const std::string& data);
+
 struct EvalProgress {
   int64_t sequences_done = 0;
   int64_t sequences_total = 0;

@@ -59,7 +59,7 @@ struct QuantizeOptions {
   std::filesystem::path calib_data;  // text, JSONL "text" or JSONL "input_ids"
   std::filesystem::path tokenizer;   // empty: found in the model directory
   int64_t calib_samples = 128;       // sequences, clipped to the data
-  int64_t calib_seq_len = 512;       // tokens per sequence, clipped to max_position_embeddings
+  int64_t calib_seq_len = 0;         // tokens per sequence; 0: min(512, max_position_embeddings)
   CalibrationProgressCallback calib_progress;  // may be empty
 };
 

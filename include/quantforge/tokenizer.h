@@ -46,5 +46,12 @@ std::unique_ptr<Tokenizer> LoadTokenizerFile(const std::filesystem::path& path);
 // The tokenizer a model directory holds: tokenizer.json, else tokenizer.model, else
 // tokenizer.bin. Throws qf::Error listing what was looked for when there is none.
 std::unique_ptr<Tokenizer> FindTokenizer(const std::filesystem::path& model_dir);
+// The tokenizer every command uses for a model: `path` when given (LoadTokenizerFile), else the
+// one `model_dir` holds, else nullptr (pre-tokenized input_ids data needs none; LoadEvalData
+// refuses text without one and says where to look). Throws qf::Error when the tokenizer has more
+// tokens than `vocab_size`, the model's embedding rows, which its ids would index past.
+std::unique_ptr<Tokenizer> OpenModelTokenizer(const std::filesystem::path& model_dir,
+                                              const std::filesystem::path& path,
+                                              int64_t vocab_size);
 
 }  // namespace qf

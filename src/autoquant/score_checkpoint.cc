@@ -10,21 +10,6 @@
 
 namespace qf {
 
-std::unique_ptr<Tokenizer> LoadModelTokenizer(const std::filesystem::path& model,
-                                              const std::filesystem::path& path, bool required) {
-  if (!path.empty()) return LoadTokenizerFile(path);
-  try {
-    return FindTokenizer(model);
-  } catch (const Error& e) {
-    if (required) {
-      throw Error(std::string(e.what()) +
-                  " (pass --tokenizer FILE: tokenizer.json, a "
-                  "SentencePiece .model or a llama2.c .bin)");
-    }
-    return nullptr;
-  }
-}
-
 ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   const auto start = std::chrono::steady_clock::now();
   const ModelConfig config = LoadModelConfig(inputs.model);
@@ -32,11 +17,8 @@ ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   result.groups =
       BuildDecisionGroups(CheckpointTensorDescs(inputs.model), ParseAutoFormatList(inputs.formats));
 
-  std::unique_ptr<Tokenizer> tokenizer = LoadModelTokenizer(inputs.model, inputs.tokenizer, false);
-  if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
-    throw Error(fmt::format("{} has {} tokens, more than the model's vocab_size {}",
-                            tokenizer->Describe(), tokenizer->VocabSize(), config.vocab_size));
-  }
+  const std::unique_ptr<Tokenizer> tokenizer =
+      OpenModelTokenizer(inputs.model, inputs.tokenizer, config.vocab_size);
   const EvalData data = LoadEvalData(inputs.calib, tokenizer.get());
   if (tokenizer) {
     result.bos_id = tokenizer->BosId();
@@ -45,7 +27,8 @@ ScoredModel ScoreCheckpoint(const ScoringInputs& inputs, ThreadPool* pool) {
   }
   result.seq_len = std::min(inputs.seq_len, config.max_position_embeddings);
   const std::vector<std::vector<int32_t>> sequences =
-      CalibrationSequences(data.tokens, inputs.calib_samples, result.seq_len, result.bos_id);
+      CutSequences(data.tokens, result.bos_id, inputs.calib_samples, result.seq_len,
+                   inputs.calib.string());
   result.num_sequences = static_cast<int64_t>(sequences.size());
 
   const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(inputs.model);

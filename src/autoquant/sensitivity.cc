@@ -45,27 +45,6 @@ double ScoreOneFormat(const LinearGradient& lg, AutoFormat format, std::optional
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
-                                                       int64_t max_sequences, int64_t seq_len,
-                                                       std::optional<int32_t> bos) {
-  if (seq_len < 2) throw Error(fmt::format("calibration seq_len {} is below 2", seq_len));
-  const int64_t data_per_seq = bos ? seq_len - 1 : seq_len;
-  const int64_t available = static_cast<int64_t>(stream.size()) / data_per_seq;
-  if (available == 0) {
-    throw Error(fmt::format("calibration text has {} tokens, fewer than one sequence of {}",
-                            stream.size(), data_per_seq));
-  }
-  std::vector<std::vector<int32_t>> sequences;
-  for (int64_t s = 0; s < std::min(available, max_sequences); ++s) {
-    std::vector<int32_t> seq;
-    if (bos) seq.push_back(*bos);
-    const auto begin = stream.begin() + s * data_per_seq;
-    seq.insert(seq.end(), begin, begin + data_per_seq);
-    sequences.push_back(std::move(seq));
-  }
-  return sequences;
-}
-
 ScoreTable GradientScores(const GradientModel& model, const WeightSource& weights,
                           std::span<const DecisionGroup> groups,
                           const std::vector<std::vector<int32_t>>& sequences, ThreadPool* pool,

@@ -100,8 +100,8 @@ SweepReport RunSweep(const SweepOptions& options, const std::filesystem::path& r
   eval.config = LoadModelConfig(options.scoring.model);
   eval.weights = OpenCheckpointWeights(options.scoring.model);
   eval.reference = Model::Load(eval.config, *eval.weights, pool);
-  const std::unique_ptr<Tokenizer> tokenizer =
-      LoadModelTokenizer(options.scoring.model, options.scoring.tokenizer, false);
+  const std::unique_ptr<Tokenizer> tokenizer = OpenModelTokenizer(
+      options.scoring.model, options.scoring.tokenizer, eval.config.vocab_size);
   eval.tokens = LoadEvalData(options.data, tokenizer.get()).tokens;
   eval.options.seq_len = std::min(options.eval_seq_len, eval.config.max_position_embeddings);
   eval.options.max_tokens = options.eval_max_tokens;

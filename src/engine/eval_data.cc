@@ -1,4 +1,5 @@
 // Evaluation data: plain text or JSONL (text / input_ids) into one token stream.
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -83,6 +84,31 @@ EvalData LoadEvalData(const std::filesystem::path& path, const Tokenizer* tokeni
   }
   if (data.tokens.empty()) throw Error("data file holds no tokens (empty text?)", {path.string()});
   return data;
+}
+
+std::vector<std::vector<int32_t>> CutSequences(std::span<const int32_t> stream,
+                                               std::optional<int32_t> bos,
+                                               int64_t max_sequences, int64_t seq_len,
+                                               const std::string& data) {
+  if (max_sequences < 1) throw Error("--calib-samples must be at least 1", {.path = data});
+  if (seq_len < 2) throw Error("--seq-len must be at least 2", {.path = data});
+  const int64_t from_stream = bos ? seq_len - 1 : seq_len;
+  const int64_t available = static_cast<int64_t>(stream.size()) / from_stream;
+  if (available < 1) {
+    throw Error("data too short: " + std::to_string(stream.size()) + " tokens, one sequence needs " +
+                    std::to_string(from_stream) + " (pass a smaller --seq-len or more data)",
+                {.path = data});
+  }
+  const int64_t count = std::min(max_sequences, available);
+  std::vector<std::vector<int32_t>> sequences(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    std::vector<int32_t>& s = sequences[static_cast<size_t>(i)];
+    s.reserve(static_cast<size_t>(seq_len));
+    if (bos) s.push_back(*bos);
+    const auto begin = stream.begin() + i * from_stream;
+    s.insert(s.end(), begin, begin + from_stream);
+  }
+  return sequences;
 }
 
 }  // namespace qf

@@ -24,27 +24,14 @@ std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> 
                                                        int64_t samples, int64_t seq_len,
                                                        int64_t max_positions,
                                                        const std::string& data) {
-  if (samples < 1) throw Error("--calib-samples must be at least 1", {.path = data});
-  if (seq_len < 2) throw Error("--seq-len must be at least 2", {.path = data});
-  if (max_positions > 0) seq_len = std::min(seq_len, max_positions);
-  const int64_t from_stream = bos ? seq_len - 1 : seq_len;
-  const int64_t available = static_cast<int64_t>(stream.size()) / from_stream;
-  if (available < 1) {
-    throw Error("calibration data too short: " + std::to_string(stream.size()) +
-                    " tokens, one sequence needs " + std::to_string(from_stream) +
-                    " (pass a smaller --seq-len or more data)",
+  if (seq_len == 0) seq_len = max_positions > 0 ? std::min<int64_t>(512, max_positions) : 512;
+  if (max_positions > 0 && seq_len > max_positions) {
+    throw Error("--seq-len " + std::to_string(seq_len) +
+                    " is longer than the model's context (max_position_embeddings " +
+                    std::to_string(max_positions) + ")",
                 {.path = data});
   }
-  const int64_t count = std::min(samples, available);
-  std::vector<std::vector<int32_t>> sequences(count);
-  for (int64_t i = 0; i < count; ++i) {
-    std::vector<int32_t>& s = sequences[i];
-    s.reserve(seq_len);
-    if (bos) s.push_back(*bos);
-    const auto begin = stream.begin() + i * from_stream;
-    s.insert(s.end(), begin, begin + from_stream);
-  }
-  return sequences;
+  return CutSequences(stream, bos, samples, seq_len, data);
 }
 
 bool LmHeadInputQuantized(const JobPlan& job) {
@@ -129,23 +116,8 @@ CalibrationResult Calibrate(const std::filesystem::path& model_dir,
   }
   const ModelConfig config = LoadModelConfig(model_dir);
 
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (!options.tokenizer.empty()) {
-    tokenizer = LoadTokenizerFile(options.tokenizer);
-  } else {
-    try {
-      tokenizer = FindTokenizer(model_dir);
-    } catch (const Error& e) {
-      // input_ids data needs none; for text LoadEvalData refuses, and this says where we looked.
-      if (!data_name.ends_with(".jsonl")) {
-        throw Error("calibration text needs a tokenizer: " + e.problem(), {.path = data_name});
-      }
-    }
-  }
-  if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
-    throw Error(tokenizer->Describe() + " has " + std::to_string(tokenizer->VocabSize()) +
-                " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
-  }
+  const std::unique_ptr<Tokenizer> tokenizer =
+      OpenModelTokenizer(model_dir, options.tokenizer, config.vocab_size);
   const EvalData data = LoadEvalData(options.data, tokenizer.get());
   const std::optional<int32_t> bos = tokenizer ? tokenizer->BosId() : std::nullopt;
   const std::vector<std::vector<int32_t>> sequences =

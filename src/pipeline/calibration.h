@@ -33,9 +33,9 @@ namespace qf {
 
 struct CalibrationOptions {
   std::filesystem::path data;       // LoadEvalData's formats
-  std::filesystem::path tokenizer;  // empty: FindTokenizer(model_dir)
+  std::filesystem::path tokenizer;  // empty: OpenModelTokenizer's search of model_dir
   int64_t samples = 128;
-  int64_t seq_len = 512;
+  int64_t seq_len = 0;  // 0: min(512, max_position_embeddings)
   // Also observe lm_head's input (the final norm's output): only when a recipe quantizes it.
   bool lm_head_input = false;
   CalibrationProgressCallback progress;  // may be empty
@@ -57,10 +57,9 @@ struct CalibrationResult {
   double seconds = 0.0;   // the layer-by-layer run
 };
 
-// The calibration sequences cut from `stream`: seq_len is clipped to `max_positions`; each
-// sequence is [bos] + the next seq_len - 1 stream tokens (seq_len stream tokens without a BOS),
-// consecutive and non-overlapping from the start of the stream, at most `samples` of them.
-// Deterministic. Throws qf::Error (naming `data`) when the stream is too short for one sequence.
+// The calibration sequences cut from `stream` (CutSequences, quantforge/eval.h). seq_len 0 means
+// min(512, max_positions); a seq_len above max_positions (when > 0) is refused with a qf::Error
+// naming `data`, as eval refuses it, rather than silently shortened.
 std::vector<std::vector<int32_t>> CalibrationSequences(std::span<const int32_t> stream,
                                                        std::optional<int32_t> bos,
                                                        int64_t samples, int64_t seq_len,

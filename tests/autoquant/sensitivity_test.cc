@@ -33,7 +33,7 @@ class Stories260K : public ::testing::Test {
     weights_ = OpenCheckpointWeights(kModelDir);
     const std::unique_ptr<Tokenizer> tokenizer = LoadTokenizerFile(kTokenizer);
     const EvalData data = LoadEvalData(kCalib, tokenizer.get());
-    sequences_ = CalibrationSequences(data.tokens, 4, 64, tokenizer->BosId());
+    sequences_ = CutSequences(data.tokens, tokenizer->BosId(), 4, 64, "wiki.test.raw");
   }
 
   std::vector<DecisionGroup> groups_;

@@ -258,15 +258,26 @@ TEST_F(CalibrationTest, LmHeadInputOnlyWhenAsked) {
   EXPECT_EQ(amax, whole.Amax());
 }
 
-TEST_F(CalibrationTest, SequencesAreClippedAndDeterministic) {
+TEST_F(CalibrationTest, SequencesAreCutConsecutivelyAndLongOnesRefused) {
   std::vector<int32_t> stream(100);
   for (int i = 0; i < 100; ++i) stream[i] = i;
-  const auto s = CalibrationSequences(stream, 1, 128, 40, 30, "x");  // seq_len clipped to 30
+  const auto s = CalibrationSequences(stream, 1, 128, 30, 30, "x");
   ASSERT_EQ(s.size(), 3u);  // 100 / 29 whole sequences
   EXPECT_EQ(s[1].size(), 30u);
-  EXPECT_EQ(s[1][0], 1);
-  EXPECT_EQ(s[1][1], 29);
-  EXPECT_THROW(CalibrationSequences(stream, std::nullopt, 1, 101, 0, "x"), Error);
+  EXPECT_EQ(s[1][0], 1);   // the BOS
+  EXPECT_EQ(s[1][1], 29);  // then the stream where sequence 0 stopped
+  EXPECT_EQ(s, CalibrationSequences(stream, 1, 128, 30, 30, "x"));
+  // 0 means min(512, context): here the context, 30.
+  EXPECT_EQ(CalibrationSequences(stream, 1, 128, 0, 30, "x"), s);
+  // Longer than the context: refused, naming the data, as eval refuses it.
+  try {
+    CalibrationSequences(stream, 1, 128, 40, 30, "calib.txt");
+    ADD_FAILURE() << "seq_len 40 > context 30 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings 30"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("calib.txt"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(CalibrationSequences(stream, std::nullopt, 1, 101, 0, "x"), Error);  // too short
 }
 
 TEST_F(CalibrationTest, SameBytesForOneAndTwoThreads) {

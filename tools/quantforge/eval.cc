@@ -80,20 +80,9 @@ int RunEval(const EvalFlags& flags, Context& context) {
     if (reference_scheme.IsQuantized()) reference_hooks.emplace(reference_scheme);
   }
 
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (!flags.tokenizer_path.empty()) {
-    tokenizer = LoadTokenizerFile(flags.tokenizer_path);
-  } else {
-    try {
-      tokenizer = FindTokenizer(flags.model_dir);
-    } catch (const Error&) {
-      // No tokenizer: fine for input_ids data; LoadEvalData says so for text.
-    }
-  }
-  if (tokenizer && tokenizer->VocabSize() > config.vocab_size) {
-    throw Error(tokenizer->Describe() + " has " + std::to_string(tokenizer->VocabSize()) +
-                " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
-  }
+  // None is fine for input_ids data; LoadEvalData says so for text.
+  const std::unique_ptr<Tokenizer> tokenizer =
+      OpenModelTokenizer(flags.model_dir, flags.tokenizer_path, config.vocab_size);
   const EvalData data = LoadEvalData(flags.data_path, tokenizer.get());
 
   EvalOptions options;

@@ -38,7 +38,7 @@ struct QuantizeArgs {
   std::string calib;
   std::string tokenizer;
   int64_t calib_samples = 128;
-  int64_t seq_len = 512;
+  int64_t seq_len = 0;
 };
 
 extern "C" void OnInterrupt(int) { RequestCancel(); }
@@ -198,9 +198,9 @@ Action RegisterQuantize(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--seq-len", args->seq_len,
-                  "Tokens per calibration sequence (clipped to max_position_embeddings)")
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 30))
-      ->capture_default_str();
+                  "Tokens per calibration sequence, BOS included (default: min(512, the model's "
+                  "max_position_embeddings); longer than the context is an error)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 30));
   sub->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.json, SentencePiece .model or llama2.c .bin for --calib (default: "
                   "found in the model directory)");

@@ -45,16 +45,9 @@ int RunSample(const SampleFlags& flags, Context& context) {
     throw Error("sample: " + flags.model_dir + " is quantized (" + checkpoint.scheme.Summary() +
                 "); sample from the unquantized original");
   }
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (!flags.tokenizer_path.empty()) {
-    tokenizer = LoadTokenizerFile(flags.tokenizer_path);
-  } else {
-    try {
-      tokenizer = FindTokenizer(flags.model_dir);
-    } catch (const Error&) {
-      // No tokenizer: the start token comes from config.json's bos_token_id or --bos.
-    }
-  }
+  // None: the start token comes from config.json's bos_token_id or --bos.
+  const std::unique_ptr<Tokenizer> tokenizer =
+      OpenModelTokenizer(flags.model_dir, flags.tokenizer_path, config.vocab_size);
   std::optional<int32_t> bos;
   if (flags.bos >= 0) {
     bos = static_cast<int32_t>(flags.bos);
