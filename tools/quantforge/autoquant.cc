@@ -30,7 +30,7 @@ struct AutoquantArgs {
   int64_t batch_tokens = 2048;
   int64_t max_nodes = 20'000'000;
   double tolerance = 0.02;
-  bool layerwise = false;
+  bool resident = false;
   std::string recipe_out;
   std::string out;
   bool overwrite = false;
@@ -68,7 +68,7 @@ int Run(const AutoquantArgs& args, Context& context) {
   inputs.calib_samples = args.calib_samples;
   inputs.seq_len = args.seq_len;
   inputs.batch_tokens = args.batch_tokens;
-  inputs.layerwise = args.layerwise;
+  inputs.layerwise = !args.resident;
   inputs.progress = ScoreProgressPrinter(context.is_terminal);
   // Check the format list and the budget's feasibility before the backward pass.
   const std::vector<DecisionGroup> groups =
@@ -174,9 +174,9 @@ Action RegisterAutoquant(CLI::App& app) {
   sub->add_option("--out", args->out,
                   "Also quantize the checkpoint with the recipe into this directory");
   sub->add_flag("--overwrite", args->overwrite, "Replace an existing --out directory");
-  sub->add_flag("--layerwise", args->layerwise,
-                "Score with one decoder layer's weights resident at a time (same scores, less "
-                "memory, more time)");
+  sub->add_flag("--resident", args->resident,
+                "Keep the whole F32 model in memory while scoring (same scores, faster, more "
+                "memory; default: one decoder layer's weights at a time)");
   return [args](Context& context) { return Run(*args, context); };
 }
 

@@ -29,7 +29,7 @@ struct SweepArgs {
   int64_t max_eval_tokens = 16384;
   uint64_t seed = 1;
   double tolerance = 0.02;
-  bool layerwise = false;
+  bool resident = false;
   std::string report_dir;
 };
 
@@ -41,7 +41,7 @@ int Run(const SweepArgs& args, Context& context) {
   options.scoring.formats = args.formats;
   options.scoring.calib_samples = args.calib_samples;
   options.scoring.seq_len = args.seq_len;
-  options.scoring.layerwise = args.layerwise;
+  options.scoring.layerwise = !args.resident;
   options.scoring.progress = [&](const ScoreProgress& p) {
     if (context.is_terminal) {
       std::fprintf(stderr, "\r\033[Ksweep: scoring batch %lld/%lld, %.1f s",
@@ -121,9 +121,9 @@ Action RegisterSweep(CLI::App& app) {
   sub->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
                   "--model)");
-  sub->add_flag("--layerwise", args->layerwise,
-                "Score with one decoder layer's weights resident at a time (same scores, less "
-                "memory)");
+  sub->add_flag("--resident", args->resident,
+                "Keep the whole F32 model in memory while scoring (same scores, faster, more "
+                "memory; default: one decoder layer's weights at a time)");
   sub->add_option("--report-dir", args->report_dir, "Directory for the report (created)")
       ->required();
   return [args](Context& context) { return Run(*args, context); };
