@@ -280,13 +280,14 @@ TEST_F(LayerwiseTest, BiasesAndWeightTransformMatchWholeModel) {
   config_.qkv_bias = config_.o_bias = config_.mlp_bias = true;
   const std::unique_ptr<WeightSource> checkpoint = OpenCheckpointWeights(dir_);
   const WithBiases weights(*checkpoint, config_);
-  // A transform that changes every weight (drops the low 12 mantissa bits) and logs the order.
+  // A transform that changes the weights (keeps 4 of BF16's 7 mantissa bits: dropping only bits
+  // below BF16's, as this test once did, left the BF16 checkpoint unchanged) and logs the order.
   std::vector<std::string> order;
   const LoadOptions load{
       .weight_transform = [&](const std::string& name, std::span<float> w, int64_t, int64_t) {
         order.push_back(name);
         for (float& v : w) {
-          uint32_t b = Bits(v) & 0xFFFFF000u;
+          uint32_t b = Bits(v) & 0xFFF80000u;
           std::memcpy(&v, &b, 4);
         }
       }};
@@ -313,6 +314,67 @@ TEST_F(LayerwiseTest, BiasesAndWeightTransformMatchWholeModel) {
   ASSERT_EQ(runner.hidden().size(), expected.size());
   EXPECT_TRUE(
       std::memcmp(runner.hidden().data(), expected.data(), expected.size() * sizeof(float)) == 0);
+}
+
+// Sequential calibration: with rerun_transform T every layer runs again with T's weights, so the
+// final hidden states are those of the whole model loaded with T, the rerun hooks see that
+// model's activations, and the main pass's q|k|v input of layer l (which depends only on layers
+// before l, all re-run) is that model's too, while layer 0's sites are the original model's.
+TEST_F(LayerwiseTest, RerunTransformGivesTheTransformedModel) {
+  const std::unique_ptr<WeightSource> weights = OpenCheckpointWeights(dir_);
+  const WeightTransform truncate = [](const std::string&, std::span<float> w, int64_t, int64_t) {
+    for (float& v : w) {
+      uint32_t b = Bits(v) & 0xFFF00000u;  // 3 of BF16's 7 mantissa bits: changes the weights
+      std::memcpy(&v, &b, 4);
+    }
+  };
+  AmaxRecorder original;
+  std::vector<float> unused;
+  Model::Load(config_, *weights, nullptr)->Forward(batch_, unused, &original);
+  AmaxRecorder transformed;
+  std::vector<float> expected;
+  Model::Load(config_, *weights, nullptr, LoadOptions{.weight_transform = truncate})
+      ->Forward(batch_, expected, &transformed);
+
+  std::vector<std::string> rerun_names;
+  LayerwiseCallbacks callbacks;
+  callbacks.rerun_transform = [&](const std::string& name, std::span<float> w, int64_t rows,
+                                  int64_t cols) {
+    rerun_names.push_back(name);
+    truncate(name, w, rows, cols);
+  };
+  AmaxRecorder main_pass;
+  AmaxRecorder rerun;
+  callbacks.rerun_hooks = &rerun;
+  LayerwiseRunner runner(config_, *weights, nullptr, {}, LayerwiseOptions{.lm_head_input = true});
+  runner.Run(batch_, &main_pass, callbacks);
+
+  ASSERT_EQ(rerun_names.size(), 3u * 7u);
+  EXPECT_EQ(rerun_names[0], "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(rerun_names.back(), "model.layers.2.mlp.down_proj.weight");
+  ASSERT_EQ(runner.hidden().size(), expected.size());
+  size_t mismatches = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (Bits(runner.hidden()[i]) != Bits(expected[i]) && mismatches++ < 5) {
+      ADD_FAILURE() << "hidden[" << i << "]: layerwise " << std::hex << Bits(runner.hidden()[i])
+                    << " transformed model " << Bits(expected[i]);
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(rerun.amax(), transformed.amax());
+  for (int64_t l = 0; l < 3; ++l) {
+    const std::string key = "0/" + std::to_string(l) + "/model.layers." + std::to_string(l) +
+                            ".self_attn.q_proj";
+    ASSERT_TRUE(main_pass.amax().count(key)) << key;
+    EXPECT_EQ(Bits(main_pass.amax().at(key)), Bits(transformed.amax().at(key))) << key;
+  }
+  for (const auto& [key, amax] : original.amax()) {
+    if (key.find("/0/") == std::string::npos) continue;  // layer 0: before any transform
+    EXPECT_EQ(Bits(main_pass.amax().at(key)), Bits(amax)) << key;
+  }
+  // Layer 1's o_proj input comes from its original weights: not the transformed model's.
+  const std::string o1 = "0/1/model.layers.1.self_attn.o_proj";
+  EXPECT_NE(Bits(main_pass.amax().at(o1)), Bits(transformed.amax().at(o1)));
 }
 
 TEST(LayerwiseMemoryTest, FormulaTermsForLlama32OneB) {
