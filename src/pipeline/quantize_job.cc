@@ -149,6 +149,18 @@ QuantizeSummary RunQuantize(const QuantizeOptions& options, ThreadPool* pool,
       Calibrate(checkpoint.Directory(), calib, pool);
     }
     if (weight_calib) weight_calib->QuantizeHeld();  // lm_head's input comes after the layers
+    // A weight whose input the forward pass never showed has no Hessian: refuse it here, before
+    // anything is written, as ApplyCalibration refuses an unobserved input quantizer.
+    for (const TensorJob& t : job.tensors) {
+      if (!weight_calib || !t.linear || t.linear->hessian_algo == HessianAlgo::kNone) continue;
+      if (weight_calib->results().count(t.linear->module) == 0) {
+        throw Error("calibration observed no activations for the input of " + t.linear->module +
+                        " (the forward pass has no such site), so " +
+                        std::string(HessianAlgoName(t.linear->hessian_algo)) +
+                        " has no Hessian for it",
+                    {.tensor = t.info->name});
+      }
+    }
     if (sequential) {
       weight_calib->AddNote("sequential: each layer calibrated on the outputs of the quantized "
                             "earlier layers");

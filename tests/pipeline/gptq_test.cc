@@ -66,17 +66,21 @@ class GptqPipelineTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
 
-  // A one-layer BF16 Llama and JSONL input_ids calibration data (no tokenizer needed).
-  void MakeTiny() {
-    model_ = root_ / "tiny";
-    testing::WriteCheckpoint(model_, testing::TinyLlamaTensors(7));
-    // WriteCheckpoint's config lacks what the forward pass needs.
+  // WriteCheckpoint's config lacks what the forward pass needs.
+  void MakeTinyConfig() {
     std::ofstream(model_ / "config.json") << R"({
   "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
   "intermediate_size": 48, "num_hidden_layers": 1, "num_attention_heads": 4,
   "num_key_value_heads": 2, "vocab_size": 64, "max_position_embeddings": 128,
   "rms_norm_eps": 1e-5, "torch_dtype": "bfloat16"
 })";
+  }
+
+  // A one-layer BF16 Llama and JSONL input_ids calibration data (no tokenizer needed).
+  void MakeTiny() {
+    model_ = root_ / "tiny";
+    testing::WriteCheckpoint(model_, testing::TinyLlamaTensors(7));
+    MakeTinyConfig();
     data_ = root_ / "ids.jsonl";
     std::mt19937 rng(11);
     std::ofstream out(data_);
@@ -367,6 +371,30 @@ TEST_F(GptqPipelineTest, RefusedWithoutCalibrationData) {
     }
     EXPECT_EQ(testing::ListDir(root_), listing) << "something was written";
   }
+}
+
+// A quantized Linear whose input the forward pass never shows (here an extra module the Llama
+// layer does not run) has no Hessian: a qf::Error naming it before anything is written, as
+// ApplyCalibration refuses an unobserved input quantizer (it used to abort mid-write).
+TEST_F(GptqPipelineTest, WeightWithoutActivationsIsRefused) {
+  MakeTiny();
+  std::vector<testing::TestTensor> tensors = testing::TinyLlamaTensors(7);
+  tensors.push_back({"model.layers.0.mlp.extra_proj.weight", {32, 32}, DType::kBF16,
+                     std::vector<float>(32 * 32, 0.01f)});
+  model_ = root_ / "tiny_extra";
+  testing::WriteCheckpoint(model_, tensors);
+  MakeTinyConfig();
+  ThreadPool pool(2);
+  const QuantizeOptions o = Options("gptq", false, "out");
+  const auto listing = testing::ListDir(root_);
+  try {
+    RunQuantize(o, &pool);
+    ADD_FAILURE() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.extra_proj"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(testing::ListDir(root_), listing) << "something was written";
 }
 
 TEST_F(GptqPipelineTest, StoriesGptqEqualsDirectGptqForOneAndThreeThreads) {
