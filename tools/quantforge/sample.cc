@@ -38,7 +38,7 @@ struct SampleFlags {
 };
 
 int RunSample(const SampleFlags& flags, Context& context) {
-  // A quantized checkpoint samples through its simulation, as eval scores it.
+  // Only unquantized checkpoints: sampling through a quantized one's simulation is not built.
   const ModelConfig config = LoadModelConfig(flags.model_dir);
   QuantizedCheckpoint checkpoint = OpenQuantizedCheckpoint(flags.model_dir, context.pool.get());
   if (checkpoint.scheme.IsQuantized()) {
@@ -95,7 +95,7 @@ int RunSample(const SampleFlags& flags, Context& context) {
   const std::filesystem::path tmp = out.string() + ".tmp";
   {
     std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) throw Error("sample: cannot write " + tmp.string());
+    if (!file) throw Error("sample: cannot open for writing", {.path = tmp.string()});
     for (const std::vector<int32_t>& sequence : sequences) {
       // The start token is left out: eval and calibration prepend BOS themselves.
       nlohmann::json line = {
@@ -103,7 +103,12 @@ int RunSample(const SampleFlags& flags, Context& context) {
       file << line.dump() << '\n';
     }
     file.flush();
-    if (!file) throw Error("sample: writing " + tmp.string() + " failed");
+    if (!file) {
+      file.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // no partial file left behind (disk full)
+      throw Error("sample: writing failed (disk full?)", {.path = tmp.string()});
+    }
   }
   std::error_code error;
   std::filesystem::rename(tmp, out, error);
