@@ -6,6 +6,7 @@
 //   FP8    e4m3(code) * weight_scale (one F32, or one per output row)
 //   MX     element * 2^(e8m0 - 127) per 32 (MXFP8: E4M3 elements, MXFP4: packed E2M1)
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -21,6 +22,21 @@ std::string ShapeString(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// Block scales as the serving kernels read them: E4M3 with the sign bit clear (NVFP4), E8M0
+// other than its NaN code 0xFF (MX). Anything else would silently give NaN or sign-flipped
+// weights, so it is refused naming the tensor and the index.
+void CheckBlockScales(const std::vector<uint8_t>& scales, bool e8m0, const ErrorContext& where) {
+  for (size_t i = 0; i < scales.size(); ++i) {
+    const uint8_t c = scales[i];
+    if (e8m0 ? c != 0xFF : (c & 0x80) == 0 && c != 0x7F) continue;
+    char code[8];
+    std::snprintf(code, sizeof code, "0x%02X", c);
+    throw Error("block scale " + std::to_string(i) + " is " + (e8m0 ? "E8M0 " : "E4M3 ") + code +
+                    (e8m0 ? " (NaN)" : " (negative or NaN; expected a positive E4M3 or zero)"),
+                where);
+  }
 }
 
 class QuantizedWeights final : public WeightSource {
@@ -90,6 +106,7 @@ class QuantizedWeights final : public WeightSource {
         t.cols = t.padded_cols = cols;
         t.codes = Bytes(codes_name, DType::kU8, codes.shape);
         t.block_scales = Bytes(scale_name, DType::kF8E4M3, {rows, cols / kNvfp4BlockSize});
+        CheckBlockScales(t.block_scales, false, {Describe(), scale_name});
         t.global_scale =
             ct ? 1.0f / engine::ReadPositiveScalar(ckpt_, module + ".weight_global_scale")
                : engine::ReadPositiveScalar(ckpt_, module + ".weight_scale_2");
@@ -144,6 +161,7 @@ class QuantizedWeights final : public WeightSource {
         }
         t.codes = Bytes(codes_name, fp4 ? DType::kU8 : DType::kF8E4M3, codes.shape);
         t.scales = Bytes(scale_name, DType::kU8, {t.rows, t.cols / kMxBlockSize});
+        CheckBlockScales(t.scales, true, {Describe(), scale_name});
         shape = {t.rows, t.cols};
         out.resize(static_cast<size_t>(t.rows * t.cols));
         DequantizeMx(t, out, pool_);

@@ -466,6 +466,43 @@ TEST_F(QuantizedCheckpointTest, KvScalesInBf16AndShortNames) {
   }
 }
 
+// Copies `from` to `to` and overwrites byte `index` of tensor `name` in its shard file.
+fs::path TamperedByte(const char* from, const char* to, const std::string& name, uint64_t index,
+                      uint8_t value) {
+  const fs::path dir = Root() / to;
+  fs::remove_all(dir);
+  fs::copy(Root() / from, dir);
+  const Checkpoint ckpt = Checkpoint::Open(dir);
+  const TensorInfo* info = ckpt.Find(name);
+  EXPECT_NE(info, nullptr) << name;
+  if (info == nullptr) return dir;
+  std::fstream file(dir / info->file, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(info->data_begin + index));
+  file.put(static_cast<char>(value));
+  return dir;
+}
+
+// Block scales are positive E4M3 / finite E8M0: a NaN or negative one is refused when the
+// weight is read, naming the tensor, instead of silently giving NaN (or sign-flipped) weights.
+TEST_F(QuantizedCheckpointTest, NanOrNegativeBlockScalesAreRefused) {
+  const std::string down = "model.layers.1.mlp.down_proj";
+  const std::string qkv = "model.layers.0.self_attn.k_proj";
+  for (const auto& [from, module, code] :
+       {std::tuple{"nvfp4_mo", down, uint8_t{0x7F}}, std::tuple{"nvfp4_ct", qkv, uint8_t{0xB8}},
+        std::tuple{"mxfp8_mo", down, uint8_t{0xFF}}}) {
+    const fs::path dir = TamperedByte(from, "bad_scale", module + ".weight_scale", 3, code);
+    const QuantizedCheckpoint q = OpenQuantizedCheckpoint(dir);
+    try {
+      q.weights->Find(module + ".weight");
+      ADD_FAILURE() << from << ": scale code " << int(code) << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(module + ".weight_scale"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("block scale 3"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(QuantizedCheckpointTest, MalformedMetadataIsRefused) {
   std::string e = ErrorOf(Tampered("nvfp4_mo", "bad1", "hf_quant_config.json",
                                    [](auto& j) { j["quantization"]["quant_algo"] = "INT4_AWQ"; }));
