@@ -5,9 +5,9 @@
 // quantizes the layer's affected weights, keeps the compressed result and frees the Hessians:
 // memory stays bounded by one layer's Hessians plus the compressed results.
 //
-// Activations are those of the unquantized model (the run that observes the input amax): this
-// first version neither fake-quantizes the inputs nor re-runs a layer with its quantized weights
-// (docs/ALGORITHMS.md, "GPTQ in quantforge quantize", says how that differs from Model Optimizer).
+// Which activations it sees is the caller's choice (RunQuantize, docs/PIPELINE.md): with quantized
+// activations a second pass with SimulationHooks before it, and for GPTQ the sequential re-run of
+// each finished layer with DequantizeInto as the weight transform.
 #pragma once
 
 #include <cstdint>
