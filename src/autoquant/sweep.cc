@@ -14,6 +14,40 @@
 namespace qf {
 namespace {
 
+// What a serving engine runs for the checkpoint the recipe exports (modelopt layout, the
+// `autoquant --out` default): FP8 weight-only is written as FP8_PER_CHANNEL_PER_TOKEN and MX
+// weights as MXFP8 / MXFP4, and the engine quantizes those modules' inputs at run time (per-token
+// FP8, per-32 MX; docs/EVAL.md). NVFP4 is W4A16. Without these input quantizers the sweep would
+// report a model that is never served (the exported checkpoint's KL was 3-18% higher).
+QuantizationScheme ServedScheme(std::span<const DecisionGroup> groups,
+                                const Assignment& assignment) {
+  QuantizationScheme scheme;
+  scheme.layout = "modelopt";
+  for (size_t g = 0; g < groups.size(); ++g) {
+    LinearQuantization linear;
+    switch (groups[g].candidates[assignment.choice[g]]) {
+      case AutoFormat::kNone:
+        continue;
+      case AutoFormat::kNvfp4:
+      case AutoFormat::kNvfp4FourOverSix:
+        linear = {"W4A16_NVFP4", StoredWeightFormat::kNvfp4, {InputQuantKind::kNone}};
+        break;
+      case AutoFormat::kFp8:
+        linear = {"FP8_PER_CHANNEL_PER_TOKEN", StoredWeightFormat::kFp8PerChannel,
+                  {InputQuantKind::kFp8PerToken}};
+        break;
+      case AutoFormat::kMxfp8:
+        linear = {"MXFP8", StoredWeightFormat::kMxfp8, {InputQuantKind::kMxfp8}};
+        break;
+      case AutoFormat::kMxfp4:
+        linear = {"MXFP4", StoredWeightFormat::kMxfp4, {InputQuantKind::kMxfp4}};
+        break;
+    }
+    for (const std::string& module : groups[g].modules) scheme.linears[module] = linear;
+  }
+  return scheme;
+}
+
 struct Evaluator {
   ModelConfig config;
   std::unique_ptr<WeightSource> weights;
@@ -28,7 +62,10 @@ struct Evaluator {
     load.weight_transform =
         MakeAssignmentTransform(groups, assignment, FusionGlobalAmax(groups, *weights, pool), pool);
     const std::unique_ptr<Model> model = Model::Load(config, *weights, pool, load);
-    const EvalResult r = EvaluatePerplexity(*model, tokens, options);
+    SimulationHooks hooks(ServedScheme(groups, assignment));
+    EvalOptions with_inputs = options;
+    with_inputs.hooks = &hooks;
+    const EvalResult r = EvaluatePerplexity(*model, tokens, with_inputs);
     point.evaluated = true;
     point.nll = r.nll;
     point.perplexity = r.perplexity;
