@@ -140,6 +140,18 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
   std::optional<Hessian> h;
   if (full) h = acc->GptqHessian();
   std::optional<BlockHessians> blocks;
+  for (const std::string& module : modules) {
+    const auto it = jobs_.find(module);
+    if (it == jobs_.end() || blocks) continue;
+    const HessianAlgo a = it->second->linear->hessian_algo;
+    if (a == HessianAlgo::kLocalHessian || a == HessianAlgo::kLocalHessianGptq) {
+      blocks = acc->LocalHessians();
+    }
+  }
+  // Everything needed is copied out: the accumulator (8 * dim^2 bytes for kFull) goes before
+  // GPTQ's own dim^2 buffers are made, not after the site's last weight.
+  acc = nullptr;
+  collector_.Release(modules.front());
   std::optional<GptqFactor> factor;  // shared by the site's modules (q|k|v, gate|up)
   for (const std::string& module : modules) {
     const auto it = jobs_.find(module);
@@ -157,7 +169,7 @@ void WeightCalibrator::QuantizeSite(const std::vector<std::string>& modules) {
                       job.hessian_algo == HessianAlgo::kLocalHessianGptq;
     const bool local = job.hessian_algo == HessianAlgo::kLocalHessian ||
                        job.hessian_algo == HessianAlgo::kLocalHessianGptq;
-    if (local && !blocks) blocks = acc->LocalHessians();
+    QF_CHECK(!local || blocks.has_value());
     GptqOptions options{.perc_damp = job.gptq.perc_damp,
                         .block_size = job.gptq.block_size,
                         .act_order = job.gptq.act_order};
