@@ -213,7 +213,7 @@ InputQuantizer ResolveInputQuantizer(const QuantizationScheme& scheme,
 // x -> sign(x) * e2m1(|x| / s) * s.
 void FakeQuantNvfp4Input(float* x, int64_t n, float input_scale);
 void FakeQuantFp8(float* x, int64_t n, float scale);  // x -> E4M3(x / scale) * scale, saturating
-void FakeQuantFp8PerToken(float* x, int64_t n);       // scale = amax / 448 (0 amax: unchanged)
+void FakeQuantFp8PerToken(float* x, int64_t n);  // max(amax / 448, 1 / 229376); 0 amax: as is
 
 // Fake-quantizes every Linear input, K and V as the scheme says (sites with nothing quantized
 // pass through). Input quantizers of each site are resolved once and cached.

@@ -169,7 +169,10 @@ void FakeQuantFp8PerToken(float* x, int64_t n) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(x[i]));
   if (amax == 0.0f) return;
-  FakeQuantFp8(x, n, amax / kE4M3Max);
+  // vLLM's dynamic_per_token_scaled_fp8_quant floors the scale at 1 / (448 * 512) (FBGEMM's
+  // bound), so a row with amax below 1/512 is quantized on that coarser grid.
+  constexpr float kMinScale = 1.0f / (kE4M3Max * 512.0f);
+  FakeQuantFp8(x, n, std::max(amax / kE4M3Max, kMinScale));
 }
 
 void SimulationHooks::OnActivation(const ActivationSite& site, float* x, int64_t rows, int64_t cols,

@@ -136,6 +136,21 @@ TEST(Simulate, Fp8MatchesScalarReference) {
   std::vector<float> zeros(32, 0.0f);
   FakeQuantFp8PerToken(zeros.data(), 32);
   EXPECT_EQ(zeros, std::vector<float>(32, 0.0f));
+  // vLLM's dynamic_per_token_scaled_fp8_quant floors the scale at 1 / (448 * 512) (FBGEMM's
+  // bound): a row with amax below 1/512 is quantized on that grid, not on amax / 448's.
+  for (const float row_amax : {1e-3f, 1.0f / 512.0f, 3e-3f}) {
+    std::vector<float> x = TestRow(3, 64);
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::abs(v));
+    for (float& v : x) v *= row_amax / amax;
+    amax = 0;
+    for (float v : x) amax = std::max(amax, std::abs(v));
+    const float scale = std::max(amax / 448.0f, 1.0f / 229376.0f);
+    std::vector<float> expected = x, actual = x;
+    for (float& v : expected) v = RefE4M3(v / scale) * scale;
+    FakeQuantFp8PerToken(actual.data(), 64);
+    ExpectSameBits(x, expected, actual, "fp8 per token, small row");
+  }
 }
 
 QuantizationScheme TinyScheme() {
