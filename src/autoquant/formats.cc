@@ -140,4 +140,22 @@ bool PlannedAs(const QuantFormat& planned, AutoFormat format) {
   return false;
 }
 
+std::optional<LinearQuantization> ServedQuantization(AutoFormat format) {
+  switch (format) {
+    case AutoFormat::kNvfp4:
+    case AutoFormat::kNvfp4FourOverSix:
+      return LinearQuantization{"W4A16_NVFP4", StoredWeightFormat::kNvfp4, {InputQuantKind::kNone}};
+    case AutoFormat::kFp8:
+      return LinearQuantization{"FP8_PER_CHANNEL_PER_TOKEN", StoredWeightFormat::kFp8PerChannel,
+                                {InputQuantKind::kFp8PerToken}};
+    case AutoFormat::kMxfp8:
+      return LinearQuantization{"MXFP8", StoredWeightFormat::kMxfp8, {InputQuantKind::kMxfp8}};
+    case AutoFormat::kMxfp4:
+      return LinearQuantization{"MXFP4", StoredWeightFormat::kMxfp4, {InputQuantKind::kMxfp4}};
+    case AutoFormat::kNone:
+      break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace qf::autoquant

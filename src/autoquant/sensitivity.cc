@@ -1,6 +1,7 @@
 // AutoQuantize's gradient score (quantforge/autoquant_score.h): the backward pass gives each
-// decoder Linear's input X and output gradient g; for every candidate format the weight error
-// dW = W_q - W gives the output change dy = X dW^T, and the score adds sum clamp(g * dy)^2.
+// decoder Linear's input X and output gradient g; for every candidate format the output change
+// of the module as served, dy = X dW^T with dW = W_q - W (plus (Q(X) - X) W^T where the exported
+// format's inputs are quantized at run time: FP8, MX), and the score adds sum clamp(g * dy)^2.
 //
 // Order: each module's score per candidate is summed over batches in batch order, then a group's
 // score sums its modules in the group's (sorted) module order, all in double, so the result does
@@ -14,6 +15,8 @@
 #include "fmt/core.h"
 #include "quantforge/autoquant_score.h"
 #include "quantforge/error.h"
+#include "quantforge/eval.h"
+#include "src/autoquant/format_table.h"
 
 namespace qf {
 namespace {
@@ -23,17 +26,36 @@ namespace {
 constexpr double kProductClamp = 1e10;
 
 double ScoreOneFormat(const LinearGradient& lg, AutoFormat format, std::optional<float> amax,
-                      std::vector<float>& dw, std::vector<float>& dy, ThreadPool* pool) {
+                      std::vector<float>& dw, std::vector<float>& dx, std::vector<float>& dy,
+                      ThreadPool* pool) {
   const int64_t numel = lg.out_features * lg.in_features;
   dw.assign(lg.weight, lg.weight + numel);
   FakeQuantizeWeight(dw, lg.out_features, lg.in_features, format, amax,
                      std::string(lg.module) + ".weight", pool);
   for (int64_t i = 0; i < numel; ++i) dw[i] -= lg.weight[i];
   dy.resize(static_cast<size_t>(lg.rows * lg.out_features));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(lg.rows),
-              static_cast<int>(lg.out_features), static_cast<int>(lg.in_features), 1.0f, lg.input,
-              static_cast<int>(lg.in_features), dw.data(), static_cast<int>(lg.in_features), 0.0f,
-              dy.data(), static_cast<int>(lg.out_features));
+  const int m = static_cast<int>(lg.rows), n = static_cast<int>(lg.out_features);
+  const int k = static_cast<int>(lg.in_features);
+  // The served module (ServedQuantization): FP8 / MX exports are run with their inputs quantized,
+  // so dy = Q(X) Wq^T - X W^T = Q(X) dW^T + (Q(X) - X) W^T; W4A16 NVFP4: dy = X dW^T.
+  const std::optional<LinearQuantization> served = autoquant::ServedQuantization(format);
+  if (!served || served->input.kind == InputQuantKind::kNone) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, lg.input, k, dw.data(), k,
+                0.0f, dy.data(), n);
+  } else {
+    QuantizationScheme scheme;
+    const std::string module(lg.module);
+    scheme.linears[module] = *served;
+    SimulationHooks hooks(std::move(scheme));
+    dx.assign(lg.input, lg.input + lg.rows * lg.in_features);
+    hooks.OnActivation(ActivationSite{ActivationKind::kLinearInput, lg.layer, {&module, 1}},
+                       dx.data(), lg.rows, lg.in_features, lg.in_features);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, dw.data(),
+                k, 0.0f, dy.data(), n);
+    for (size_t i = 0; i < dx.size(); ++i) dx[i] -= lg.input[i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, lg.weight,
+                k, 1.0f, dy.data(), n);
+  }
   double score = 0.0;
   for (size_t i = 0; i < dy.size(); ++i) {
     const double p =
@@ -70,7 +92,7 @@ ScoreTable GradientScores(const GradientModel& model, const WeightSource& weight
   ScoreProgress progress;
   progress.batches_total = static_cast<int64_t>((sequences.size() + per_batch - 1) / per_batch);
   const auto start = std::chrono::steady_clock::now();
-  std::vector<float> dw, dy;
+  std::vector<float> dw, dx, dy;
   size_t num_visited = 0;
   for (size_t first = 0; first < sequences.size(); first += per_batch) {
     TokenBatch batch;
@@ -88,7 +110,7 @@ ScoreTable GradientScores(const GradientModel& model, const WeightSource& weight
       std::vector<double>& row = module_scores[it->second.group][it->second.member];
       for (size_t c = 0; c < group.candidates.size(); ++c) {
         if (group.candidates[c] == AutoFormat::kNone) continue;
-        row[c] += ScoreOneFormat(lg, group.candidates[c], global_amax, dw, dy, pool);
+        row[c] += ScoreOneFormat(lg, group.candidates[c], global_amax, dw, dx, dy, pool);
       }
     });
     ++progress.batches_done;

@@ -10,40 +10,23 @@
 #include "quantforge/autoquant_report.h"
 #include "quantforge/error.h"
 #include "quantforge/eval.h"
+#include "src/autoquant/format_table.h"
 
 namespace qf {
 namespace {
 
-// What a serving engine runs for the checkpoint the recipe exports (modelopt layout, the
-// `autoquant --out` default): FP8 weight-only is written as FP8_PER_CHANNEL_PER_TOKEN and MX
-// weights as MXFP8 / MXFP4, and the engine quantizes those modules' inputs at run time (per-token
-// FP8, per-32 MX; docs/EVAL.md). NVFP4 is W4A16. Without these input quantizers the sweep would
-// report a model that is never served (the exported checkpoint's KL was 3-18% higher).
+// The checkpoint the recipe exports, as a serving engine runs it (ServedQuantization): without
+// the run-time input quantizers of FP8 / MX modules the sweep would report a model that is never
+// served (the exported checkpoint's KL was 3-18% higher on stories260K).
 QuantizationScheme ServedScheme(std::span<const DecisionGroup> groups,
                                 const Assignment& assignment) {
   QuantizationScheme scheme;
   scheme.layout = "modelopt";
   for (size_t g = 0; g < groups.size(); ++g) {
-    LinearQuantization linear;
-    switch (groups[g].candidates[assignment.choice[g]]) {
-      case AutoFormat::kNone:
-        continue;
-      case AutoFormat::kNvfp4:
-      case AutoFormat::kNvfp4FourOverSix:
-        linear = {"W4A16_NVFP4", StoredWeightFormat::kNvfp4, {InputQuantKind::kNone}};
-        break;
-      case AutoFormat::kFp8:
-        linear = {"FP8_PER_CHANNEL_PER_TOKEN", StoredWeightFormat::kFp8PerChannel,
-                  {InputQuantKind::kFp8PerToken}};
-        break;
-      case AutoFormat::kMxfp8:
-        linear = {"MXFP8", StoredWeightFormat::kMxfp8, {InputQuantKind::kMxfp8}};
-        break;
-      case AutoFormat::kMxfp4:
-        linear = {"MXFP4", StoredWeightFormat::kMxfp4, {InputQuantKind::kMxfp4}};
-        break;
-    }
-    for (const std::string& module : groups[g].modules) scheme.linears[module] = linear;
+    const std::optional<LinearQuantization> linear =
+        autoquant::ServedQuantization(groups[g].candidates[assignment.choice[g]]);
+    if (!linear) continue;
+    for (const std::string& module : groups[g].modules) scheme.linears[module] = *linear;
   }
   return scheme;
 }

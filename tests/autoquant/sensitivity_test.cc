@@ -1,5 +1,6 @@
 // The gradient score on stories260K (../shared/models; skipped when absent): shape and sign, an
-// independent double-precision recomputation of one module's score from the backward pass,
+// independent double-precision recomputation of one module's score from the backward pass (with
+// the per-token FP8 input quantization the exported FP8 checkpoint is served with),
 // thread-count independence, and the assignment transform against the engine's own uniform
 // weight fake quantization.
 #include <gtest/gtest.h>
@@ -85,13 +86,22 @@ TEST_F(Stories260K, MatchesADoublePrecisionRecomputation) {
       std::vector<float> wq(lg.weight, lg.weight + lg.out_features * lg.in_features);
       FakeQuantizeWeight(wq, lg.out_features, lg.in_features, group.candidates[c], std::nullopt,
                          "w", nullptr);
+      // FP8 weight-only is exported as FP8_PER_CHANNEL_PER_TOKEN, whose input the engine
+      // quantizes per token: dy = Q(x) Wq^T - x W^T. NVFP4 is W4A16: dy = x (Wq - W)^T.
+      std::vector<float> xq(lg.input, lg.input + lg.rows * lg.in_features);
+      if (group.candidates[c] == AutoFormat::kFp8) {
+        for (int64_t r = 0; r < lg.rows; ++r) {
+          FakeQuantFp8PerToken(xq.data() + r * lg.in_features, lg.in_features);
+        }
+      }
       for (int64_t r = 0; r < lg.rows; ++r) {
         for (int64_t o = 0; o < lg.out_features; ++o) {
           double dy = 0.0;
           for (int64_t i = 0; i < lg.in_features; ++i) {
-            const double dw = static_cast<double>(wq[o * lg.in_features + i]) -
-                              static_cast<double>(lg.weight[o * lg.in_features + i]);
-            dy += static_cast<double>(lg.input[r * lg.in_features + i]) * dw;
+            dy += static_cast<double>(xq[r * lg.in_features + i]) *
+                      static_cast<double>(wq[o * lg.in_features + i]) -
+                  static_cast<double>(lg.input[r * lg.in_features + i]) *
+                      static_cast<double>(lg.weight[o * lg.in_features + i]);
           }
           const double p = static_cast<double>(lg.grad_output[r * lg.out_features + o]) * dy;
           expected[c] += p * p;
