@@ -287,6 +287,40 @@ TEST(GptqTest, NonPositiveDefiniteFallsBackToRoundToNearest) {
   EXPECT_TRUE(SameBytes(QuantizeNvfp4(MakeView(p.w, {rows, cols}), nvfp4).codes, got.codes));
 }
 
+// The same for every format and scale rule the pipeline can hand GPTQ (dynamic NVFP4 is the
+// default Nvfp4Options; mse and four-over-six set static scales; FP8 and MX rules): with no error
+// propagation each element must be encoded exactly as the round-to-nearest quantizer encodes it.
+TEST(GptqTest, IdentityFactorIsRoundToNearestForEveryFormat) {
+  const int64_t rows = 8, cols = 64;
+  Problem p = MakeProblem(rows, cols, 64, 53);
+  for (int64_t i = 0; i < cols; ++i) p.h.matrix[i * cols + i] = -1.0;
+  const TensorView view = MakeView(p.w, {rows, cols});
+  for (const BlockScaleAlgorithm algorithm :
+       {BlockScaleAlgorithm::kMax, BlockScaleAlgorithm::kMse, BlockScaleAlgorithm::kFourOverSix}) {
+    for (const GptqScaleTiming timing :
+         {GptqScaleTiming::kFixedBeforeUpdates, GptqScaleTiming::kAtGroupStart}) {
+      Nvfp4Options nvfp4;
+      nvfp4.algorithm = algorithm;
+      GptqOptions options;
+      options.scale_timing = timing;
+      const Nvfp4Tensor rtn = QuantizeNvfp4(view, nvfp4);
+      const Nvfp4Tensor got = GptqNvfp4(p.w, rows, cols, p.h, options, nvfp4);
+      EXPECT_TRUE(SameBytes(rtn.codes, got.codes)) << static_cast<int>(algorithm);
+      EXPECT_TRUE(SameBytes(rtn.block_scales, got.block_scales)) << static_cast<int>(algorithm);
+    }
+  }
+  for (const Fp8Granularity g : {Fp8Granularity::kPerTensor, Fp8Granularity::kPerChannel}) {
+    EXPECT_TRUE(SameBytes(QuantizeFp8(view, g).codes, GptqFp8(p.w, rows, cols, p.h, {}, g).codes));
+  }
+  for (const MxElement e : {MxElement::kE2M1, MxElement::kE4M3}) {
+    for (const MxScaleRule rule : {MxScaleRule::kOcpFloor, MxScaleRule::kCeil}) {
+      EXPECT_TRUE(SameBytes(QuantizeMx(view, e, rule).codes,
+                            GptqMx(p.w, rows, cols, p.h, {}, e, rule).codes))
+          << static_cast<int>(e) << " " << static_cast<int>(rule);
+    }
+  }
+}
+
 TEST(GptqTest, SameBytesForAnyThreadCount) {
   const Problem p = MakeProblem(100, 128, 256, 61);
   Nvfp4Options nvfp4;
