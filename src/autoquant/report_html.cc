@@ -51,9 +51,10 @@ std::string SweepReportHtml(const SweepReport& report) {
       "<p class=\"note\">Bits per element include the block scales (NVFP4 4.5, FP8 8, BF16 16). "
       "KL is the mean over predicted tokens of KL(P<sub>unquantized</sub> || "
       "P<sub>quantized</sub>) in nats; top-1 is the fraction of positions whose most likely "
-      "token agrees. Weights are fake-quantized in memory (weight-only); activations stay "
-      "unquantized. Each random assignment meets the same budget as the AutoQuantize point "
-      "beside it.</p>\n";
+      "token agrees. Each point is simulated as its exported (modelopt layout) checkpoint is "
+      "served: weights fake-quantized in memory, NVFP4 layers W4A16, and the inputs of FP8 / MX "
+      "layers quantized at run time (per-token FP8, per-32 MX). Each random assignment meets "
+      "the same budget as the AutoQuantize point beside it.</p>\n";
   html +=
       "<h2>All points</h2>\n<table>\n<tr><th class=\"l\">kind</th><th class=\"l\">label</th>"
       "<th>budget</th><th>achieved BPE</th><th>score</th><th>gap</th><th>perplexity</th>"
