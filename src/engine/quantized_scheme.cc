@@ -187,11 +187,13 @@ StoredWeightFormat DetectFormat(const Checkpoint& ckpt, const std::string& modul
     case DType::kU8:
       return weight->dtype == DType::kU8 ? StoredWeightFormat::kMxfp4 : StoredWeightFormat::kMxfp8;
     case DType::kF32:
+    case DType::kBF16:  // compressed-tensors keeps FP8 scales in the model's dtype
+    case DType::kF16:
       return NumElements(scale->shape) == 1 ? StoredWeightFormat::kFp8PerTensor
                                             : StoredWeightFormat::kFp8PerChannel;
     default:
       throw Error("weight_scale dtype " + std::string(DTypeName(scale->dtype)) +
-                      " is none of F8_E4M3 (NVFP4), U8 (MX E8M0), F32 (FP8)",
+                      " is none of F8_E4M3 (NVFP4), U8 (MX E8M0), F32 / BF16 / F16 (FP8)",
                   {ckpt.Directory().string(), scale_name});
   }
 }

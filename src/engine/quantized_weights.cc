@@ -12,6 +12,7 @@
 
 #include "quantforge/error.h"
 #include "quantforge/eval.h"
+#include "quantforge/formats.h"
 #include "quantforge/quantize.h"
 #include "src/engine/quantized_internal.h"
 
@@ -126,14 +127,27 @@ class QuantizedWeights final : public WeightSource {
         const TensorInfo* scale = ckpt_.Find(scale_name);
         const int64_t num_scales = NumElements(scale->shape);
         const bool per_tensor = q.weight == StoredWeightFormat::kFp8PerTensor;
-        if (scale->dtype != DType::kF32 || num_scales != (per_tensor ? 1 : t.rows)) {
-          throw Error("expected F32 with " + std::to_string(per_tensor ? 1 : t.rows) +
-                          " elements, found " + std::string(DTypeName(scale->dtype)) + " " +
-                          ShapeString(scale->shape),
+        // F32, or BF16 / F16: compressed-tensors keeps FP8 scales in the model's dtype, and
+        // vLLM widens them to F32 exactly.
+        const bool f32 = scale->dtype == DType::kF32;
+        if ((!f32 && scale->dtype != DType::kBF16 && scale->dtype != DType::kF16) ||
+            num_scales != (per_tensor ? 1 : t.rows)) {
+          throw Error("expected F32 (or BF16 / F16) with " +
+                          std::to_string(per_tensor ? 1 : t.rows) + " elements, found " +
+                          std::string(DTypeName(scale->dtype)) + " " + ShapeString(scale->shape),
                       {Describe(), scale_name});
         }
         t.scales.resize(static_cast<size_t>(num_scales));
-        std::memcpy(t.scales.data(), ckpt_.View(*scale).data.data(), num_scales * 4);
+        const std::byte* raw = ckpt_.View(*scale).data.data();
+        for (int64_t i = 0; i < num_scales; ++i) {
+          if (f32) {
+            std::memcpy(&t.scales[i], raw + 4 * i, 4);
+            continue;
+          }
+          uint16_t bits;
+          std::memcpy(&bits, raw + 2 * i, 2);
+          t.scales[i] = scale->dtype == DType::kBF16 ? DecodeBF16(bits) : DecodeFP16(bits);
+        }
         for (int64_t i = 0; i < num_scales; ++i) {
           if (!(t.scales[i] > 0.0f) || !std::isfinite(t.scales[i])) {
             throw Error("scale " + std::to_string(i) + " is " + std::to_string(t.scales[i]) +
