@@ -9,10 +9,10 @@
 // fake-quantized (quantize, then dequantize, with the numerics layer's quantizers, NVFP4 members
 // of a fused q/k/v or gate/up sharing the max amax as the exporter makes them), and for FP8 / MX,
 // whose modelopt-layout exports the engine runs with quantized inputs (per-token FP8, per-32 MX),
-// the input too: dy = Q(X) W_q^T - X W^T (NVFP4 W4A16: X (W_q - W)^T). kNone scores 0. This is the diagonal-Fisher
-// (second-order Taylor) estimate of the loss increase. grad.h's loss is a sum where ModelOpt's is
-// a per-batch mean; with equal-sized batches this scales every score by one constant and changes
-// no decision.
+// the input too: dy = Q(X) W_q^T - X W^T (NVFP4 W4A16: X (W_q - W)^T). kNone scores 0. This is
+// the diagonal-Fisher (second-order Taylor) estimate of the loss increase. grad.h's loss is a sum
+// where ModelOpt's is a per-batch mean; with equal-sized batches this scales every score by one
+// constant and changes no decision.
 #pragma once
 
 #include <cstdint>

@@ -79,8 +79,8 @@ std::string AssignmentRecipeYaml(std::span<const DecisionGroup> groups, const Sc
   std::string out =
       "# AutoQuantize assignment written by quantforge (Model Optimizer recipe schema).\n"
       "# Weight-only: each decision group's weights take one format; no input or KV-cache\n"
-      "# quantizers (no calibration needed). A modelopt-layout export of FP8 / MX layers is served\n"
-      "# with dynamic per-token FP8 / per-32 MX inputs, which the scores include.\n"
+      "# quantizers (no calibration needed). A modelopt-layout export of FP8 / MX layers is\n"
+      "# served with dynamic per-token FP8 / per-32 MX inputs, which the scores include.\n"
       "# Bits per element include the block scales (NVFP4 4.5, MXFP4 4.25,\n"
       "# FP8 8, MXFP8 8.25, unquantized counted as BF16 16) and count the decoder Linear weights\n"
       "# only (embeddings and lm_head are not in the budget).\n";
