@@ -31,7 +31,8 @@ std::string ShapeString(const Shape& shape) {
 void CheckBlockScales(const std::vector<uint8_t>& scales, bool e8m0, const ErrorContext& where) {
   for (size_t i = 0; i < scales.size(); ++i) {
     const uint8_t c = scales[i];
-    if (e8m0 ? c != 0xFF : (c & 0x80) == 0 && c != 0x7F) continue;
+    // -0 (0x80) is let through: like +0 it only scales an all-zero block.
+    if (e8m0 ? c != 0xFF : ((c & 0x80) == 0 || c == 0x80) && c != 0x7F) continue;
     char code[8];
     std::snprintf(code, sizeof code, "0x%02X", c);
     throw Error("block scale " + std::to_string(i) + " is " + (e8m0 ? "E8M0 " : "E4M3 ") + code +
