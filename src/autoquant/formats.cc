@@ -146,7 +146,8 @@ std::optional<LinearQuantization> ServedQuantization(AutoFormat format) {
     case AutoFormat::kNvfp4FourOverSix:
       return LinearQuantization{"W4A16_NVFP4", StoredWeightFormat::kNvfp4, {InputQuantKind::kNone}};
     case AutoFormat::kFp8:
-      return LinearQuantization{"FP8_PER_CHANNEL_PER_TOKEN", StoredWeightFormat::kFp8PerChannel,
+      return LinearQuantization{"FP8_PER_CHANNEL_PER_TOKEN",
+                                StoredWeightFormat::kFp8PerChannel,
                                 {InputQuantKind::kFp8PerToken}};
     case AutoFormat::kMxfp8:
       return LinearQuantization{"MXFP8", StoredWeightFormat::kMxfp8, {InputQuantKind::kMxfp8}};

@@ -50,11 +50,11 @@ double ScoreOneFormat(const LinearGradient& lg, AutoFormat format, std::optional
     dx.assign(lg.input, lg.input + lg.rows * lg.in_features);
     hooks.OnActivation(ActivationSite{ActivationKind::kLinearInput, lg.layer, {&module, 1}},
                        dx.data(), lg.rows, lg.in_features, lg.in_features);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, dw.data(),
-                k, 0.0f, dy.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, dw.data(), k,
+                0.0f, dy.data(), n);
     for (size_t i = 0; i < dx.size(); ++i) dx[i] -= lg.input[i];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, lg.weight,
-                k, 1.0f, dy.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, dx.data(), k, lg.weight, k,
+                1.0f, dy.data(), n);
   }
   double score = 0.0;
   for (size_t i = 0; i < dy.size(); ++i) {
