@@ -363,8 +363,8 @@ TEST_F(LayerwiseTest, RerunTransformGivesTheTransformedModel) {
   EXPECT_EQ(mismatches, 0u);
   EXPECT_EQ(rerun.amax(), transformed.amax());
   for (int64_t l = 0; l < 3; ++l) {
-    const std::string key = "0/" + std::to_string(l) + "/model.layers." + std::to_string(l) +
-                            ".self_attn.q_proj";
+    const std::string key =
+        "0/" + std::to_string(l) + "/model.layers." + std::to_string(l) + ".self_attn.q_proj";
     ASSERT_TRUE(main_pass.amax().count(key)) << key;
     EXPECT_EQ(Bits(main_pass.amax().at(key)), Bits(transformed.amax().at(key))) << key;
   }

@@ -379,7 +379,9 @@ TEST_F(GptqPipelineTest, RefusedWithoutCalibrationData) {
 TEST_F(GptqPipelineTest, WeightWithoutActivationsIsRefused) {
   MakeTiny();
   std::vector<testing::TestTensor> tensors = testing::TinyLlamaTensors(7);
-  tensors.push_back({"model.layers.0.mlp.extra_proj.weight", {32, 32}, DType::kBF16,
+  tensors.push_back({"model.layers.0.mlp.extra_proj.weight",
+                     {32, 32},
+                     DType::kBF16,
                      std::vector<float>(32 * 32, 0.01f)});
   model_ = root_ / "tiny_extra";
   testing::WriteCheckpoint(model_, tensors);
