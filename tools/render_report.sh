@@ -33,13 +33,18 @@ case "$png" in
   /*) abs_png=$png ;;
   *) abs_png=$(pwd)/$png ;;
 esac
+# The file path as a file:// URL with '#', '?', '%' and spaces percent-encoded, so such a
+# directory name still reaches the right file (python3's pathlib does the encoding).
+file_url() {
+  python3 -c 'import pathlib, sys; print(pathlib.Path(sys.argv[1]).as_uri())' "$1"
+}
 # A private profile directory: headless Chromium writes one, and a shared one can be locked.
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 rm -f "$abs_png"
 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
   --user-data-dir="$profile" --window-size="$width,$height" \
-  --screenshot="$abs_png" "file://$abs_html" >/dev/null 2>&1 || true
+  --screenshot="$abs_png" "$(file_url "$abs_html")" >/dev/null 2>&1 || true
 if [ ! -s "$abs_png" ]; then
   echo "render_report.sh: chromium wrote no screenshot to $abs_png" >&2
   exit 1

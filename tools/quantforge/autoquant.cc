@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -52,11 +53,36 @@ std::function<void(const ScoreProgress&)> ScoreProgressPrinter(bool is_terminal)
   };
 }
 
-void WriteTextFile(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+// Writes PATH.tmp, then renames it over PATH: a failed write (disk full, no permission) never
+// leaves a half recipe where a good one is expected, and removes its temporary file.
+void WriteTextFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
   file << text;
   file.close();
-  if (!file) throw Error("cannot write '" + path + "'");
+  std::error_code ec;
+  if (!file) {
+    std::filesystem::remove(tmp, ec);
+    throw Error("cannot write the recipe", {.path = tmp});
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw Error("cannot rename the recipe into place: " + ec.message(), {.path = path});
+  }
+}
+
+// Fails before the (long) scoring run when --recipe-out cannot be written.
+void CheckWritable(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream probe(tmp, std::ios::binary | std::ios::trunc);
+  if (!probe) {
+    throw Error("--recipe-out cannot be written (missing directory or no permission)",
+                {.path = path});
+  }
+  probe.close();
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
 }
 
 int Run(const AutoquantArgs& args, Context& context) {
@@ -81,6 +107,7 @@ int Run(const AutoquantArgs& args, Context& context) {
   }
   std::fprintf(stderr, "autoquant: %zu decision groups, %lld elements, formats %s\n", groups.size(),
                static_cast<long long>(TotalElements(groups)), args.formats.c_str());
+  CheckWritable(args.recipe_out);
   const ScoredModel scored = ScoreCheckpoint(inputs, context.pool.get());
   std::string note;
   const Assignment assignment =
@@ -89,7 +116,7 @@ int Run(const AutoquantArgs& args, Context& context) {
   if (!note.empty()) std::fprintf(stderr, "autoquant: %s\n", note.c_str());
   const std::string yaml =
       AssignmentRecipeYaml(scored.groups, scored.scores, assignment, {args.model, args.bits});
-  WriteTextFile(args.recipe_out, yaml);
+  WriteTextFileAtomically(args.recipe_out, yaml);
 
   fmt::print("{}", AssignmentTable(scored.groups, scored.scores, assignment));
   fmt::print("calibration  {} sequences x {} tokens ({:.1f} s scoring)\n", scored.num_sequences,
