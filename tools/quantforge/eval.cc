@@ -86,8 +86,10 @@ int RunEval(const EvalFlags& flags, Context& context) {
   const EvalData data = LoadEvalData(flags.data_path, tokenizer.get());
 
   EvalOptions options;
-  options.seq_len =
-      flags.seq_len > 0 ? flags.seq_len : std::min<int64_t>(512, config.max_position_embeddings);
+  // Default: 512, or the shorter context of the model and the reference.
+  int64_t context_len = config.max_position_embeddings;
+  if (reference) context_len = std::min(context_len, reference->config().max_position_embeddings);
+  options.seq_len = flags.seq_len > 0 ? flags.seq_len : std::min<int64_t>(512, context_len);
   options.max_tokens = flags.max_tokens;
   options.batch_tokens = flags.batch_tokens;
   options.hooks = hooks ? &*hooks : nullptr;
@@ -183,7 +185,8 @@ Action RegisterEval(CLI::App& app) {
                   "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
                   "--model)");
   sub->add_option("--seq-len", flags->seq_len,
-                  "Tokens per sequence, BOS included (default: min(512, context))");
+                  "Tokens per sequence, BOS included (default: min(512, the model's and the "
+                  "reference's context))");
   sub->add_option("--max-tokens", flags->max_tokens,
                   "Use at most this many data tokens, whole sequences only (0: all)");
   sub->add_option("--batch-tokens", flags->batch_tokens,
