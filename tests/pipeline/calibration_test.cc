@@ -65,18 +65,6 @@ class CalibrationTest : public ::testing::Test {
                               .seq_len = kSeqLen}, &pool).amax;
   }
 
-  void ExpectRefused(const QuantizeOptions& o, const std::string& needle) {
-    const auto listing = testing::ListDir(root_);
-    try {
-      ThreadPool pool(2);
-      RunQuantize(o, &pool);
-      FAIL() << "expected an error containing '" << needle << "'";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-    EXPECT_EQ(testing::ListDir(root_), listing) << "something was left behind";
-  }
-
   std::filesystem::path root_;
   std::filesystem::path data_;
 };
@@ -291,23 +279,23 @@ TEST_F(CalibrationTest, SameBytesForOneAndTwoThreads) {
 TEST_F(CalibrationTest, BadCalibrationInputsAreRefused) {
   QuantizeOptions o = Options("NVFP4_DEFAULT_CFG");
   o.calib_data = root_ / "missing.txt";
-  ExpectRefused(o, "not found");
+  testing::ExpectQuantizeRefused(o, "not found");
 
   std::ofstream(root_ / "empty.txt").flush();
   o.calib_data = root_ / "empty.txt";
-  ExpectRefused(o, "empty.txt");
+  testing::ExpectQuantizeRefused(o, "empty.txt");
 
   std::ofstream(root_ / "short.txt") << "Once upon a time.";
   o.calib_data = root_ / "short.txt";
-  ExpectRefused(o, "too short");
+  testing::ExpectQuantizeRefused(o, "too short");
 
   o = Options("NVFP4_DEFAULT_CFG");
   o.tokenizer.clear();  // stories260K/hf holds no tokenizer
-  ExpectRefused(o, "--tokenizer");
+  testing::ExpectQuantizeRefused(o, "--tokenizer");
 
   o = Options("NVFP4_DEFAULT_CFG");
   o.calib_data.clear();
-  ExpectRefused(o, "pass --calib FILE or --weight-only");
+  testing::ExpectQuantizeRefused(o, "pass --calib FILE or --weight-only");
 }
 
 }  // namespace

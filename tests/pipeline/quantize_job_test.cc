@@ -40,22 +40,6 @@ class QuantizeJobTest : public ::testing::Test {
     return o;
   }
 
-  // Runs the job, expects a qf::Error containing `needle`, and checks that the output directory
-  // and any temporary sibling are absent and the input is unchanged.
-  void ExpectRefused(const QuantizeOptions& o, const std::string& needle) {
-    const auto before = ReadTree(model_);
-    const auto listing = ListDir(root_);
-    try {
-      ThreadPool pool(2);
-      RunQuantize(o, &pool);
-      FAIL() << "expected an error containing '" << needle << "'";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-    EXPECT_EQ(ListDir(root_), listing) << "something was left behind";
-    EXPECT_EQ(ReadTree(model_), before) << "the input was modified";
-  }
-
   std::filesystem::path root_;
   std::filesystem::path model_;
 };
@@ -162,14 +146,14 @@ TEST_F(QuantizeJobTest, Fp8WeightOnly) {
 }
 
 TEST_F(QuantizeJobTest, RecipeNeedingCalibrationIsRefused) {
-  ExpectRefused(Options("NVFP4_DEFAULT_CFG"), "--weight-only");
-  ExpectRefused(Options("FP8_DEFAULT_CFG"), "calibration");
+  testing::ExpectQuantizeRefused(Options("NVFP4_DEFAULT_CFG"), "--weight-only");
+  testing::ExpectQuantizeRefused(Options("FP8_DEFAULT_CFG"), "calibration");
 }
 
 TEST_F(QuantizeJobTest, ExistingOutputIsRefusedUnlessOverwrite) {
   std::filesystem::create_directories(root_ / "out");
   std::ofstream(root_ / "out" / "keep.txt") << "old";
-  ExpectRefused(Options("W4A16_NVFP4_CFG"), "exists");
+  testing::ExpectQuantizeRefused(Options("W4A16_NVFP4_CFG"), "exists");
   EXPECT_TRUE(std::filesystem::exists(root_ / "out" / "keep.txt"));
   QuantizeOptions o = Options("W4A16_NVFP4_CFG");
   o.overwrite = true;
@@ -182,7 +166,7 @@ TEST_F(QuantizeJobTest, OutputEqualToInputIsRefused) {
   QuantizeOptions o = Options("W4A16_NVFP4_CFG");
   o.out = model_;
   o.overwrite = true;
-  ExpectRefused(o, "input checkpoint");
+  testing::ExpectQuantizeRefused(o, "input checkpoint");
 }
 
 TEST_F(QuantizeJobTest, NanWeightIsRefusedOrKeptByPolicy) {
@@ -192,7 +176,7 @@ TEST_F(QuantizeJobTest, NanWeightIsRefusedOrKeptByPolicy) {
   }
   std::filesystem::remove_all(model_);
   WriteCheckpoint(model_, tensors);
-  ExpectRefused(Options("W4A16_NVFP4_CFG"), "model.layers.0.self_attn.o_proj.weight");
+  testing::ExpectQuantizeRefused(Options("W4A16_NVFP4_CFG"), "model.layers.0.self_attn.o_proj.weight");
 
   QuantizeOptions o = Options("W4A16_NVFP4_CFG");
   o.non_finite = NonFinitePolicy::kKeepUnquantized;
@@ -229,13 +213,13 @@ TEST_F(QuantizeJobTest, AlreadyQuantizedInputIsRefused) {
   RunQuantize(Options("W4A16_NVFP4_CFG"), nullptr);
   QuantizeOptions o = Options("W4A16_NVFP4_CFG", "again");
   o.model = root_ / "out";
-  ExpectRefused(o, "already quantized");
+  testing::ExpectQuantizeRefused(o, "already quantized");
 }
 
 TEST_F(QuantizeJobTest, TruncatedInputIsRefused) {
   const auto file = model_ / "model.safetensors";
   std::filesystem::resize_file(file, std::filesystem::file_size(file) - 10);
-  ExpectRefused(Options("W4A16_NVFP4_CFG"), "model.safetensors");
+  testing::ExpectQuantizeRefused(Options("W4A16_NVFP4_CFG"), "model.safetensors");
 }
 
 TEST_F(QuantizeJobTest, BadRecipeIsRefusedWithItsLine) {
@@ -243,8 +227,8 @@ TEST_F(QuantizeJobTest, BadRecipeIsRefusedWithItsLine) {
   std::ofstream(recipe) << "quantize:\n  algorithm: max\n  quant_cfg:\n"
                            "    - {quantizer_name: '*', enable: false}\n"
                            "    - {quantizer_name: '*weight_quantizer', enabel: true}\n";
-  ExpectRefused(Options(recipe.string()), "5");
-  ExpectRefused(Options("NO_SUCH_PRESET"), "NO_SUCH_PRESET");
+  testing::ExpectQuantizeRefused(Options(recipe.string()), "5");
+  testing::ExpectQuantizeRefused(Options("NO_SUCH_PRESET"), "NO_SUCH_PRESET");
 }
 
 }  // namespace

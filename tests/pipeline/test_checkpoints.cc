@@ -13,7 +13,10 @@
 #include <sstream>
 
 #include "quantforge/checkpoint.h"
+#include "quantforge/error.h"
 #include "quantforge/formats.h"
+#include "quantforge/pipeline.h"
+#include "quantforge/thread_pool.h"
 
 namespace qf::testing {
 namespace {
@@ -132,6 +135,21 @@ std::vector<std::string> ListDir(const std::filesystem::path& dir) {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+void ExpectQuantizeRefused(const QuantizeOptions& options, const std::string& needle) {
+  const std::filesystem::path parent = options.out.parent_path();
+  const auto before = ReadTree(options.model);
+  const auto listing = ListDir(parent);
+  try {
+    ThreadPool pool(2);
+    RunQuantize(options, &pool);
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ListDir(parent), listing) << "something was left behind";
+  EXPECT_EQ(ReadTree(options.model), before) << "the input was modified";
 }
 
 }  // namespace qf::testing

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quantforge/checkpoint.h"
+#include "quantforge/pipeline.h"
 #include "quantforge/tensor.h"
 
 namespace qf::testing {
@@ -41,5 +42,10 @@ float ScalarF32(const Checkpoint& checkpoint, const std::string& name);
 
 // Names of the entries directly in `dir`.
 std::vector<std::string> ListDir(const std::filesystem::path& dir);
+
+// Runs the quantize job, expects a qf::Error containing `needle`, and checks that nothing was
+// left beside the output (no output directory, no temporary sibling) and the input model is
+// unchanged.
+void ExpectQuantizeRefused(const QuantizeOptions& options, const std::string& needle);
 
 }  // namespace qf::testing
