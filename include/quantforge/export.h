@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "quantforge/byte_buffer.h"
 #include "quantforge/checkpoint.h"
 #include "quantforge/quantize.h"
 #include "quantforge/tensor.h"
@@ -77,7 +78,7 @@ struct ExportTensor {
   std::string name;
   DType dtype = DType::kU8;
   Shape shape;
-  std::vector<uint8_t> bytes;  // little-endian, NumElements(shape) * DTypeSize(dtype)
+  ByteBuffer bytes;  // little-endian, NumElements(shape) * DTypeSize(dtype)
 
   std::span<const std::byte> Bytes() const { return std::as_bytes(std::span(bytes)); }
 };

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quantforge/byte_buffer.h"
 #include "quantforge/tensor.h"
 #include "quantforge/thread_pool.h"
 
@@ -66,17 +67,23 @@ struct Nvfp4Tensor {
   int64_t rows = 0;
   int64_t cols = 0;         // logical last dimension
   int64_t padded_cols = 0;  // cols rounded up to a multiple of 16
-  std::vector<uint8_t> codes;         // [rows, padded_cols / 2]; element 2k low nibble, 2k+1 high
-  std::vector<uint8_t> block_scales;  // E4M3 [rows, padded_cols / 16]
+  ByteBuffer codes;         // [rows, padded_cols / 2]; element 2k low nibble, 2k+1 high
+  ByteBuffer block_scales;  // E4M3 [rows, padded_cols / 16]
   float global_scale = 1.0f;          // weight_scale_2: a multiplier
   float global_amax = 0.0f;           // the amax global_scale was derived from
   // For kMse / kFourOverSix: per block, the index of the chosen candidate (for four_over_six
   // 0 = mapped to 6, 1 = mapped to 4). Empty for kMax.
-  std::vector<uint8_t> chosen_candidate;
+  ByteBuffer chosen_candidate;
 };
 
 Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
                           ThreadPool* pool = nullptr);
+// The same into *out, reusing the capacity of its buffers: a caller that quantizes tensor after
+// tensor keeps one Nvfp4Tensor and pays for fresh output pages once (on a virtual machine the
+// first touch of fresh memory can cost as much as the quantization itself). On error, *out is
+// left valid but unspecified.
+void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options, Nvfp4Tensor* out,
+                       ThreadPool* pool = nullptr);
 // Writes rows * cols floats (the padding is dropped).
 void DequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out, ThreadPool* pool = nullptr);
 
@@ -94,8 +101,8 @@ struct MxTensor {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t padded_cols = 0;      // cols rounded up to a multiple of 32
-  std::vector<uint8_t> codes;   // E2M1: [rows, padded_cols / 2] packed as NVFP4; E4M3: [rows, padded_cols]
-  std::vector<uint8_t> scales;  // E8M0 [rows, padded_cols / 32]
+  ByteBuffer codes;   // E2M1: [rows, padded_cols / 2] packed as NVFP4; E4M3: [rows, padded_cols]
+  ByteBuffer scales;  // E8M0 [rows, padded_cols / 32]
 };
 
 MxTensor QuantizeMx(const TensorView& tensor, MxElement element,
@@ -110,7 +117,7 @@ enum class Fp8Granularity { kPerTensor, kPerChannel };
 struct Fp8Tensor {
   int64_t rows = 0;
   int64_t cols = 0;
-  std::vector<uint8_t> codes;  // E4M3 [rows, cols]
+  ByteBuffer codes;  // E4M3 [rows, cols]
   std::vector<float> scales;   // 1 (per tensor) or rows (per channel); value = code * scale
 };
 

@@ -17,7 +17,9 @@
 namespace qf {
 namespace {
 
-void SetNibble(std::vector<uint8_t>& codes, int64_t index, uint8_t code) {
+// Read-modify-write of one nibble: `codes` must already hold the round-to-nearest codes (the
+// quantizers write every byte), so the other nibble of the byte keeps its value.
+void SetNibble(std::span<uint8_t> codes, int64_t index, uint8_t code) {
   uint8_t& byte = codes[static_cast<size_t>(index / 2)];
   byte = index % 2 == 0 ? static_cast<uint8_t>((byte & 0xF0) | code)
                         : static_cast<uint8_t>((byte & 0x0F) | (code << 4));

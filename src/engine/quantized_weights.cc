@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <span>
 
 #include "quantforge/error.h"
 #include "quantforge/eval.h"
@@ -28,7 +29,7 @@ std::string ShapeString(const Shape& shape) {
 // Block scales as the serving kernels read them: E4M3 with the sign bit clear (NVFP4), E8M0
 // other than its NaN code 0xFF (MX). Anything else would silently give NaN or sign-flipped
 // weights, so it is refused naming the tensor and the index.
-void CheckBlockScales(const std::vector<uint8_t>& scales, bool e8m0, const ErrorContext& where) {
+void CheckBlockScales(std::span<const uint8_t> scales, bool e8m0, const ErrorContext& where) {
   for (size_t i = 0; i < scales.size(); ++i) {
     const uint8_t c = scales[i];
     // -0 (0x80) is let through: like +0 it only scales an all-zero block.
@@ -66,7 +67,7 @@ class QuantizedWeights final : public WeightSource {
 
   // The tensor `name` with `dtype` and `shape`, as raw bytes (copied: the quantizer structs own
   // their codes).
-  std::vector<uint8_t> Bytes(const std::string& name, DType dtype, const Shape& shape) const {
+  ByteBuffer Bytes(const std::string& name, DType dtype, const Shape& shape) const {
     const TensorInfo* info = ckpt_.Find(name);
     if (info == nullptr) throw Error("missing tensor", {Describe(), name});
     if (info->dtype != dtype || info->shape != shape) {
@@ -77,7 +78,7 @@ class QuantizedWeights final : public WeightSource {
     }
     const TensorView view = ckpt_.View(*info);
     const auto* begin = reinterpret_cast<const uint8_t*>(view.data.data());
-    return {begin, begin + view.data.size()};
+    return ByteBuffer(begin, begin + view.data.size());
   }
 
   const TensorInfo& Info(const std::string& name) const {

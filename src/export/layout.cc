@@ -49,8 +49,8 @@ std::string Join(std::string_view prefix, std::string_view leaf) {
   return name;
 }
 
-std::vector<uint8_t> FloatBytes(std::span<const float> values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(float));
+ByteBuffer FloatBytes(std::span<const float> values) {
+  ByteBuffer bytes(values.size() * sizeof(float));  // uninitialized: the memcpy fills it
   if (!values.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
 }
@@ -209,7 +209,7 @@ std::vector<ExportTensor> ExportLinear(QuantizedLinear linear, ExportFormat form
 
   std::vector<ExportTensor> out;
   out.reserve(plan.size());
-  const auto add = [&](size_t idx, std::vector<uint8_t> bytes) {
+  const auto add = [&](size_t idx, ByteBuffer bytes) {
     TensorSpec& p = plan[idx];
     QF_CHECK(bytes.size() == static_cast<size_t>(NumElements(p.shape)) * DTypeSize(p.dtype));
     out.push_back({std::move(p.name), p.dtype, std::move(p.shape), std::move(bytes)});

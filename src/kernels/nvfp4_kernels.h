@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <span>
 
+#include "src/kernels/nvfp4_bounds.h"
+
 namespace qf {
 
 struct Nvfp4KernelParams {
@@ -28,6 +30,9 @@ struct Nvfp4KernelParams {
   // Static: candidate block-amax multipliers, searched in order (size 1: no search, no loss).
   std::span<const float> candidates;
   bool candidates_are_amax = false;  // fp8 scale sweep: candidates are the block amaxes themselves
+  // BF16 inputs: the decision bounds of global_scale (nvfp4_bounds.h), or nullptr. Where set,
+  // the x86 AVX2 / AVX-512 targets quantize without division; results are identical.
+  const Nvfp4DecisionTable* bf16_table = nullptr;
 };
 
 // `in` holds num_blocks * 16 values (rows already zero-padded to whole blocks). Outputs:

@@ -4,10 +4,10 @@
 // nvfp4_reference.cc, which these results equal byte for byte.
 //
 // Two passes over the input: the amax scan (validation: empty, NaN / Inf with the first index; the
-// global amax, which every block scale depends on; overlapped with the outputs' allocation), then
-// the block kernels. Work is split into tasks of kBlocksPerTask blocks (or whole rows when the
-// last dimension needs padding), a size that depends on the data only, and every block is
-// computed on its own, so the bytes do not depend on the thread count.
+// global amax, which every block scale depends on), then the block kernels. Work is split into tasks of
+// kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size that
+// depends on the data only, and every block is computed on its own, so the bytes do not depend
+// on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -36,13 +36,14 @@ ErrorContext Where(const TensorView& tensor) {
   return ErrorContext{{}, std::string(tensor.name), {}};
 }
 
-// Sizes the output vector `v` to n bytes. The outputs are fresh allocations (mmap'd by malloc
-// when large), so the zero-fill of resize first-touches every page; on Linux with transparent
-// huge pages in "madvise" mode (as on the build machine) asking for huge pages before the fill
-// means one fault per 2 MiB instead of per 4 KiB: measured 18 -> 8 ms for the 36 MiB of outputs
-// of a 128 MiB BF16 input, a sixth of the whole max call. Only advice: where it is refused (or
-// THP is off) nothing changes, and the bytes never depend on it.
-void ResizeOutput(std::vector<uint8_t>& v, size_t n) {
+// Sizes the output buffer `v` to n bytes, without writing them (ByteBuffer; the kernels write
+// every byte), reusing its capacity. Fresh large allocations are mmap'd pages that the kernels
+// first-touch; on Linux with transparent huge pages in "madvise" mode (as on the build machine)
+// asking for huge pages means one fault per 2 MiB instead of per 4 KiB: measured on this KVM
+// guest, the first touch of 320 MiB takes 165 ms with 4 KiB pages and 50 ms with huge pages.
+// Only advice: where it is refused (or THP is off) nothing changes, and the bytes never depend
+// on it.
+void ResizeOutput(ByteBuffer& v, size_t n) {
   v.reserve(n);
 #ifdef __linux__
   constexpr uintptr_t kPage = 4096;
@@ -56,27 +57,21 @@ void ResizeOutput(std::vector<uint8_t>& v, size_t n) {
   v.resize(n);
 }
 
-// The global amax scan (validation, and every block scale depends on it) and the outputs'
-// allocation are independent, and the allocation is a serial zero-fill of fresh pages (a fifth
-// of a 2-thread max call on 1 GiB of BF16, even with huge pages), so they run in one parallel
-// region: task 0 sizes the outputs while the other tasks scan fixed chunks of
-// kScanChunkElements, TensorAmax's chunks. Returns the amax; a NaN / Inf makes TensorAmax rescan
-// and throw its error (with the first bad index).
+// Sizes the outputs, then the global amax scan in fixed chunks of kScanChunkElements
+// (TensorAmax's). Returns the amax; a NaN / Inf makes TensorAmax rescan and throw its error
+// (with the first bad index).
 float ScanAndAllocate(const TensorView& tensor, int64_t num_blocks, bool searched,
                       Nvfp4Tensor* out, ThreadPool* pool) {
+  ResizeOutput(out->codes, static_cast<size_t>(num_blocks * 8));
+  ResizeOutput(out->block_scales, static_cast<size_t>(num_blocks));
+  if (searched) ResizeOutput(out->chosen_candidate, static_cast<size_t>(num_blocks));
   const Partition scan{static_cast<uint64_t>(tensor.NumElements()),
                        static_cast<uint64_t>(kScanChunkElements)};
   std::vector<AmaxResult> partial(scan.NumTasks());
-  ParallelFor(pool, scan.NumTasks() + 1, [&](uint64_t task, size_t) {
-    if (task == 0) {
-      ResizeOutput(out->codes, static_cast<size_t>(num_blocks * 8));
-      ResizeOutput(out->block_scales, static_cast<size_t>(num_blocks));
-      if (searched) ResizeOutput(out->chosen_candidate, static_cast<size_t>(num_blocks));
-      return;
-    }
-    const uint64_t begin = scan.Begin(task - 1);
-    partial[task - 1] = ElementsAmax(tensor, static_cast<int64_t>(begin),
-                                     static_cast<int64_t>(scan.End(task - 1) - begin));
+  ParallelFor(pool, scan.NumTasks(), [&](uint64_t task, size_t) {
+    const uint64_t begin = scan.Begin(task);
+    partial[task] = ElementsAmax(tensor, static_cast<int64_t>(begin),
+                                 static_cast<int64_t>(scan.End(task) - begin));
   });
   float amax = 0.0f;
   for (const AmaxResult& chunk : partial) {
@@ -154,6 +149,13 @@ std::vector<float> MseMultipliers(const MseSweep& sweep) {
 
 Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
                           ThreadPool* pool) {
+  Nvfp4Tensor out;
+  QuantizeNvfp4Into(tensor, options, &out, pool);
+  return out;
+}
+
+void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options, Nvfp4Tensor* result,
+                       ThreadPool* pool) {
   CheckQuantizableView(tensor);  // dtype, size, empty: before sizing anything from the shape
   const int64_t rows = tensor.Rows();
   const int64_t cols = tensor.Cols();
@@ -162,7 +164,8 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   const int64_t num_blocks = rows * blocks_per_row;
   const BlockScaleAlgorithm algorithm = options.algorithm;
   const bool searched = algorithm != BlockScaleAlgorithm::kMax;
-  Nvfp4Tensor out;
+  Nvfp4Tensor& out = *result;
+  if (!searched) out.chosen_candidate.clear();
   const float own_amax = ScanAndAllocate(tensor, num_blocks, searched, &out, pool);
   float global_amax = own_amax;
   if (options.global_amax) {
@@ -199,6 +202,11 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
     candidates = MseMultipliers(MseSweep{1.0f, 1.5f, 0.5f, false});
   }
   params.candidates = candidates;
+  // BF16 whole blocks: the division-free kernels' decision bounds, when g allows them.
+  Nvfp4DecisionTable bf16_table;
+  if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0 && bf16_table.Build(g)) {
+    params.bf16_table = &bf16_table;
+  }
 
   out.rows = rows;
   out.cols = cols;
@@ -238,7 +246,7 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
         run_f32(buffer, begin, n);
       }
     });
-    return out;
+    return;
   }
 
   // A last dimension that is not a multiple of 16: each row is widened into a zero-padded
@@ -255,7 +263,6 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
       run_f32(buffer, row * blocks_per_row, blocks_per_row);
     }
   });
-  return out;
 }
 
 void DequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out, ThreadPool* pool) {

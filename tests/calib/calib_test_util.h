@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -98,8 +99,8 @@ inline std::vector<double> ReferenceInverse(std::vector<double> a, int64_t n) {
 }
 
 // Reports up to 8 differing bytes (index, both values in hex) and the count.
-inline ::testing::AssertionResult SameBytes(const std::vector<uint8_t>& expected,
-                                            const std::vector<uint8_t>& actual) {
+inline ::testing::AssertionResult SameBytes(std::span<const uint8_t> expected,
+                                            std::span<const uint8_t> actual) {
   if (expected.size() != actual.size()) {
     return ::testing::AssertionFailure()
            << "sizes " << expected.size() << " vs " << actual.size();

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <functional>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "quantforge/calib.h"
@@ -84,7 +85,7 @@ void ReferenceGptq(std::vector<float> w, int64_t rows, int64_t cols, const Hessi
   }
 }
 
-void SetNibble(std::vector<uint8_t>& codes, int64_t index, uint8_t code) {
+void SetNibble(std::span<uint8_t> codes, int64_t index, uint8_t code) {
   uint8_t& byte = codes[index / 2];
   byte = index % 2 == 0 ? static_cast<uint8_t>((byte & 0xF0) | code)
                         : static_cast<uint8_t>((byte & 0x0F) | (code << 4));

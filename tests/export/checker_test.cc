@@ -248,7 +248,7 @@ TEST_F(ExportChecker, CatchesWrongGlobalScaleConvention) {
     if (replace(".weight_scale_2", ".weight_global_scale")) shape = {1};
     if (info.dtype == DType::kU8) replace(".weight", ".weight_packed");
     const auto* p = reinterpret_cast<const uint8_t*>(v.data.data());
-    renamed.push_back({name, info.dtype, shape, std::vector<uint8_t>(p, p + v.data.size())});
+    renamed.push_back({name, info.dtype, shape, ByteBuffer(p, p + v.data.size())});
   }
   const fs::path bad = root_ / "bad_ct";
   testutil::WriteCheckpoint(bad, renamed);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,8 @@ inline float ScalarOf(const ExportTensor& t) {
   return v;
 }
 
-inline std::vector<uint8_t> ToBf16Bytes(const std::vector<float>& w) {
-  std::vector<uint8_t> bytes(w.size() * 2);
+inline ByteBuffer ToBf16Bytes(const std::vector<float>& w) {
+  ByteBuffer bytes(w.size() * 2);  // uninitialized: every byte is written below
   for (size_t i = 0; i < w.size(); ++i) {
     const uint16_t b = EncodeBF16(w[i]);
     std::memcpy(bytes.data() + 2 * i, &b, 2);
@@ -41,7 +42,7 @@ inline std::vector<uint8_t> ToBf16Bytes(const std::vector<float>& w) {
   return bytes;
 }
 
-inline std::vector<float> FromBf16Bytes(const std::vector<uint8_t>& bytes) {
+inline std::vector<float> FromBf16Bytes(std::span<const uint8_t> bytes) {
   std::vector<float> w(bytes.size() / 2);
   for (size_t i = 0; i < w.size(); ++i) {
     uint16_t b;

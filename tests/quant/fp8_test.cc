@@ -159,7 +159,7 @@ TEST(Fp8Test, HandMadeScales) {
   const Fp8Tensor t = QuantizeFp8(MakeView(exact, {6}), Fp8Granularity::kPerTensor);
   ASSERT_EQ(t.scales.size(), 1u);
   EXPECT_EQ(t.scales[0], 1.0f);
-  const std::vector<uint8_t> expected = {0x7E, 0xFE, 0x38, 0x80, 0x01, 0x00};
+  const ByteBuffer expected = {0x7E, 0xFE, 0x38, 0x80, 0x01, 0x00};
   EXPECT_EQ(t.codes, expected);
   // scale = amax / 448 in binary32 (not a reciprocal): amax 1 -> 1/448 rounded once.
   const std::vector<float> one = {1.0f, -0.5f};
@@ -183,7 +183,7 @@ TEST(Fp8Test, HandMadeScales) {
   const std::vector<float> big = {10.0f, -10.0f, 1.0f};
   const Fp8Tensor sat = QuantizeFp8(MakeView(big, {3}), Fp8Granularity::kPerTensor, 2.0f);
   EXPECT_EQ(sat.scales[0], 2.0f / 448.0f);
-  EXPECT_EQ(sat.codes, (std::vector<uint8_t>{0x7E, 0xFE, 0x76}));  // 1 / (2/448) = 224 = 0x76
+  EXPECT_EQ(sat.codes, (ByteBuffer{0x7E, 0xFE, 0x76}));  // 1 / (2/448) = 224 = 0x76
   // Per channel, the override applies to every row.
   const Fp8Tensor pco = QuantizeFp8(MakeView(big, {3, 1}), Fp8Granularity::kPerChannel, 2.0f);
   EXPECT_EQ(pco.scales, (std::vector<float>(3, 2.0f / 448.0f)));

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -110,8 +111,8 @@ inline std::string FloatWithBits(float x) {
 
 // Byte-for-byte comparison that reports the first few mismatches with their index, the input
 // (described by `input`, given the byte index) and both bytes in hex, then the total count.
-inline void ExpectBytesEqual(const std::vector<uint8_t>& expected,
-                             const std::vector<uint8_t>& actual, const std::string& what,
+inline void ExpectBytesEqual(std::span<const uint8_t> expected, std::span<const uint8_t> actual,
+                             const std::string& what,
                              const std::function<std::string(size_t)>& input = nullptr) {
   ASSERT_EQ(expected.size(), actual.size()) << what;
   size_t mismatches = 0;

@@ -120,13 +120,13 @@ TEST(Nvfp4Max, AllZeroTensor) {
   const std::vector<float> zeros(48, 0.0f);
   const Nvfp4Tensor dynamic = QuantizeBoth(zeros, {3, 16}, Nvfp4Options{});
   EXPECT_EQ(dynamic.global_scale, 1.0f);
-  EXPECT_EQ(dynamic.block_scales, std::vector<uint8_t>(3, 0x38));
-  EXPECT_EQ(dynamic.codes, std::vector<uint8_t>(24, 0));
+  EXPECT_EQ(dynamic.block_scales, ByteBuffer(3, 0x38));
+  EXPECT_EQ(dynamic.codes, ByteBuffer(24, 0));
   for (const auto algorithm : {BlockScaleAlgorithm::kMse, BlockScaleAlgorithm::kFourOverSix}) {
     Nvfp4Options options;
     options.algorithm = algorithm;
     const Nvfp4Tensor t = QuantizeBoth(zeros, {3, 16}, options);
-    EXPECT_EQ(t.block_scales, std::vector<uint8_t>(3, 0x7E));
+    EXPECT_EQ(t.block_scales, ByteBuffer(3, 0x7E));
     for (float v : Dequantize(t)) EXPECT_EQ(v, 0.0f);
   }
 }

@@ -1,0 +1,386 @@
+// BF16 NVFP4 groups without division (x86 AVX2 and AVX-512 targets), included by nvfp4-inl.h.
+//
+// Same results as the division kernels, byte for byte, through the decision bounds of
+// nvfp4_bounds.h: per block, the E2M1 magnitude code is the number of the block scale's 7 BF16
+// bounds that |x| exceeds (16-bit integer compares, 16 elements per 256-bit vector), the sign bit
+// is "x negative and not -0". The work per group of 16 blocks:
+//   1. block amaxes: a transposing max tree over the 16 blocks' |x| bits;
+//   2. block scales: ComputeGroupScales (shared with the division kernels), 8 lanes at a time,
+//      one group ahead of the codes;
+//   3. codes: per block a binary search over the 7 bound vectors of the scale's row; packing of
+//      four blocks at once (pair sums c0 + 16 c1, two saturating packs, one lane permute);
+//   4. with several candidates, the loss of each block, sum((|x| - magnitude[code])^2) in the
+//      tree order of ReferenceBlockLoss (the even elements form the tree's first subtree and the
+//      odd ones the second), and per block the better candidate's codes (two slots per block,
+//      a bit per block says which holds the best: no data-dependent branches).
+// 256-bit vectors on purpose: on AVX-512 machines the VEX compares write a vector (no mask
+// register round trip) and three ports execute them, where 512-bit compares into masks share one.
+// Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
+// 8.5 GB/s of BF16, four_over_six 2.0 -> 2.6.
+//
+// Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps), no two-source
+// saturating 16 -> 8 bit pack (packuswb), and its TableLookupLanes wants indices below 8 where
+// vpermps reads 3 bits: those three stay intrinsics (EvenOdd32, PackU8, Lookup8).
+
+#if defined(QF_KERNELS_NVFP4_BF16_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef QF_KERNELS_NVFP4_BF16_INL_H_
+#undef QF_KERNELS_NVFP4_BF16_INL_H_
+#else
+#define QF_KERNELS_NVFP4_BF16_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "src/kernels/nvfp4_bounds.h"
+#include "src/kernels/nvfp4_kernels.h"
+#include "src/kernels/nvfp4_scales-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace qf {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+
+namespace bf16_bounds {
+
+using D16 = hn::Full256<int16_t>;
+using DU32 = hn::Full256<uint32_t>;
+using DI32 = hn::Full256<int32_t>;
+using DF = hn::Full256<float>;
+using D64 = hn::Full256<uint64_t>;
+constexpr size_t kGroup = 16;  // blocks per group, as kNvfp4Group
+
+// Per 128-bit half: {a0, a2, b0, b2} and {a1, a3, b1, b3} of the 32-bit lanes.
+HWY_INLINE void EvenOdd32(hn::Vec256<float> a, hn::Vec256<float> b, hn::Vec256<float>* even,
+                          hn::Vec256<float>* odd) {
+  *even = hn::Vec256<float>{_mm256_shuffle_ps(a.raw, b.raw, _MM_SHUFFLE(2, 0, 2, 0))};
+  *odd = hn::Vec256<float>{_mm256_shuffle_ps(a.raw, b.raw, _MM_SHUFFLE(3, 1, 3, 1))};
+}
+
+// Per 128-bit half: the 8 int16 of a then of b, saturated to uint8.
+HWY_INLINE hn::Vec256<uint8_t> PackU8(hn::Vec256<int16_t> a, hn::Vec256<int16_t> b) {
+  return hn::Vec256<uint8_t>{_mm256_packus_epi16(a.raw, b.raw)};
+}
+
+// Lane permutation of the transposing trees below: result lane i holds block kTreeOrder[i] of
+// 8; TableLookupLanes with kBlockOrder puts them back in block order.
+template <class V>
+HWY_INLINE V ToBlockOrder8(V v) {
+  const hn::DFromV<V> d;
+  HWY_ALIGN static constexpr int32_t kBlockOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  return hn::TableLookupLanes(v, hn::SetTableIndices(d, kBlockOrder));
+}
+
+// amax[j] = max |x| of block j (as float32) for the 16 blocks at `in`: a transposing max tree
+// over their |x| bits (BF16 magnitudes compare as int16).
+HWY_INLINE void GroupAmax(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT amax) {
+  const D16 d;
+  const D64 d64;
+  const DU32 du;
+  const DF df;
+  const auto abs_mask = hn::Set(d, 0x7FFF);
+  const auto abs_bits = [&](size_t j) {
+    return hn::And(hn::BitCast(d, hn::LoadU(hn::Full256<uint16_t>(), in + j * 16)), abs_mask);
+  };
+  // w[m]: block 2m's 8 partial maxima in the lower half, block 2m + 1's in the upper.
+  hn::Vec256<int16_t> w[8];
+  for (size_t m = 0; m < 8; ++m) {
+    const auto a0 = abs_bits(2 * m), a1 = abs_bits(2 * m + 1);
+    w[m] = hn::Max(hn::ConcatLowerLower(d, a1, a0), hn::ConcatUpperUpper(d, a1, a0));
+  }
+  // z[m]: 4 partials each of blocks 4m, 4m + 2 (lower half) and 4m + 1, 4m + 3 (upper half).
+  hn::Vec256<int16_t> z[4];
+  for (size_t m = 0; m < 4; ++m) {
+    const auto a = hn::BitCast(d64, w[2 * m]), b = hn::BitCast(d64, w[2 * m + 1]);
+    z[m] = hn::Max(hn::BitCast(d, hn::InterleaveLower(d64, a, b)),
+                   hn::BitCast(d, hn::InterleaveUpper(d64, a, b)));
+  }
+  for (size_t h = 0; h < 2; ++h) {
+    // Two partials per 32-bit lane (lanes in kTreeOrder), then the max of the two halves in the
+    // low half, shifted up into float32 bits.
+    hn::Vec256<float> even, odd;
+    EvenOdd32(hn::BitCast(df, z[2 * h]), hn::BitCast(df, z[2 * h + 1]), &even, &odd);
+    const auto pairs = hn::BitCast(du, hn::Max(hn::BitCast(d, even), hn::BitCast(d, odd)));
+    const auto maxima = hn::Max(hn::BitCast(d, pairs), hn::BitCast(d, hn::ShiftRight<16>(pairs)));
+    const auto bits = hn::ShiftLeft<16>(hn::BitCast(du, maxima));
+    hn::Store(ToBlockOrder8(hn::BitCast(df, bits)), df, amax + 8 * h);
+  }
+}
+
+// E2M1 magnitude codes (0..7) of one block's |x| bits under a bounds row: the code is the number
+// of bounds that |x| exceeds, and the bounds are sorted, so a binary search finds its three bits
+// with three compares (bit 2: bound 3; bit 1: bound 5 or 1; bit 0: bound 6, 4, 2 or 0).
+HWY_INLINE hn::Vec256<int16_t> MagnitudeCodes(hn::Vec256<int16_t> abs_bits,
+                                              const Nvfp4DecisionTable::Row& row) {
+  const D16 d;
+  const auto bound = [&](int k) { return hn::Load(d, row.bound[k]); };
+  const auto exceeds = [&](hn::Vec256<int16_t> b) {
+    return hn::VecFromMask(d, hn::Gt(abs_bits, b));
+  };
+  const auto bit2 = exceeds(bound(3));
+  const auto bit1 = exceeds(hn::IfVecThenElse(bit2, bound(5), bound(1)));
+  const auto low = hn::IfVecThenElse(bit1, bound(2), bound(0));
+  const auto high = hn::IfVecThenElse(bit1, bound(6), bound(4));
+  const auto bit0 = exceeds(hn::IfVecThenElse(bit2, high, low));
+  return hn::Or(hn::Or(hn::And(bit2, hn::Set(d, 4)), hn::And(bit1, hn::Set(d, 2))),
+                hn::And(bit0, hn::Set(d, 1)));
+}
+
+// 8 where x is negative and not -0 (bits 0x8001..0xFFFF: x - 1 below -1 as int16), else 0.
+HWY_INLINE hn::Vec256<int16_t> SignBits(hn::Vec256<int16_t> x) {
+  const D16 d;
+  const auto minus_one = hn::Set(d, -1);
+  return hn::And(hn::VecFromMask(d, hn::Gt(minus_one, hn::Add(x, minus_one))), hn::Set(d, 8));
+}
+
+HWY_INLINE hn::Vec256<int16_t> LoadBlock(const uint16_t* HWY_RESTRICT p) {
+  return hn::BitCast(D16(), hn::LoadU(hn::Full256<uint16_t>(), p));
+}
+
+// Packs the codes (0..15 per int16 lane) of 4 blocks into 32 bytes, element 2k in the low nibble.
+HWY_INLINE void StoreCodes4(const hn::Vec256<int16_t>* c, uint8_t* HWY_RESTRICT out) {
+  const D16 d;
+  const DI32 di;
+  const DU32 du;
+  const auto weights = hn::BitCast(d, hn::Set(du, 0x00100001u));  // c[2k] + 16 * c[2k + 1]
+  hn::Vec256<int32_t> bytes[4];
+  for (int i = 0; i < 4; ++i) {
+    auto unused = hn::Zero(di);
+    bytes[i] = hn::ReorderWidenMulAccumulate(di, c[i], weights, hn::Zero(di), unused);
+  }
+  // Per half: {b0 0-3, b1 0-3, b2 0-3, b3 0-3} then {b0 4-7, ...}: 4-byte groups to block order.
+  const auto packed = PackU8(hn::ReorderDemote2To(d, bytes[0], bytes[1]),
+                             hn::ReorderDemote2To(d, bytes[2], bytes[3]));
+  HWY_ALIGN static constexpr int32_t kOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  const auto ordered =
+      hn::TableLookupLanes(hn::BitCast(du, packed), hn::SetTableIndices(du, kOrder));
+  hn::StoreU(ordered, du, reinterpret_cast<uint32_t*>(out));
+}
+
+// Low bytes of the 16 u32 scale codes (or candidate indices) to `out`.
+HWY_INLINE void StoreBytes16(const uint32_t* HWY_RESTRICT v, uint8_t* HWY_RESTRICT out) {
+  const DU32 du;
+  const hn::Full64<uint8_t> d8;
+  hn::StoreU(hn::U8FromU32(hn::Load(du, v)), d8, out);
+  hn::StoreU(hn::U8FromU32(hn::Load(du, v + 8)), d8, out + 8);
+}
+
+// |x| of one block's even and odd elements as float32 (BF16 bits widened, sign cleared).
+HWY_INLINE void AbsEvenOdd(hn::Vec256<int16_t> x, float* HWY_RESTRICT even,
+                           float* HWY_RESTRICT odd) {
+  const DU32 du;
+  const auto bits = hn::BitCast(du, x);
+  hn::Store(hn::And(hn::ShiftLeft<16>(bits), hn::Set(du, 0x7FFFFFFFu)), du,
+            reinterpret_cast<uint32_t*>(even));
+  hn::Store(hn::And(bits, hn::Set(du, 0x7FFF0000u)), du, reinterpret_cast<uint32_t*>(odd));
+}
+
+// table[index & 7] per lane: vpermps reads the low 3 bits of each index, so the odd element's
+// code in the upper 16 bits of an even lane needs no masking (TableLookupLanes asks for indices
+// below 8, hence the intrinsic).
+HWY_INLINE hn::Vec256<float> Lookup8(hn::Vec256<float> table, hn::Vec256<uint32_t> index) {
+  return hn::Vec256<float>{_mm256_permutevar8x32_ps(table.raw, index.raw)};
+}
+
+// Squared errors (|x| - magnitude[code])^2 of one block, even and odd elements.
+HWY_INLINE void SquaredErrors(const float* HWY_RESTRICT abs_even, const float* HWY_RESTRICT abs_odd,
+                              hn::Vec256<int16_t> magnitude_codes,
+                              const float* HWY_RESTRICT magnitude, hn::Vec256<float>* even,
+                              hn::Vec256<float>* odd) {
+  const DU32 du;
+  const DF df;
+  const auto codes = hn::BitCast(du, magnitude_codes);
+  const auto table = hn::Load(df, magnitude);
+  const auto e_even = hn::Sub(hn::Load(df, abs_even), Lookup8(table, codes));
+  const auto e_odd = hn::Sub(hn::Load(df, abs_odd), Lookup8(table, hn::ShiftRight<16>(codes)));
+  *even = hn::Mul(e_even, e_even);
+  *odd = hn::Mul(e_odd, e_odd);
+}
+
+// The transposing tree sums of 8 blocks' halves (lane i: element 2i, or 2i + 1, of a block):
+// lane i + 4, then i + 2, then i + 1, as ReferenceBlockLoss pairs them. Merge1 runs as soon as a
+// pair of blocks is ready (fewer live vectors); Finish takes the 4 pair sums and returns the 8
+// block sums in kTreeOrder.
+HWY_INLINE hn::Vec256<float> Merge1(hn::Vec256<float> a, hn::Vec256<float> b) {
+  const DF df;
+  return hn::Add(hn::ConcatLowerLower(df, b, a), hn::ConcatUpperUpper(df, b, a));
+}
+
+HWY_INLINE hn::Vec256<float> Finish(const hn::Vec256<float>* w) {
+  const DF df;
+  const D64 d64;
+  hn::Vec256<float> z[2];
+  for (int m = 0; m < 2; ++m) {
+    const auto a = hn::BitCast(d64, w[2 * m]), b = hn::BitCast(d64, w[2 * m + 1]);
+    z[m] = hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, a, b)),
+                   hn::BitCast(df, hn::InterleaveUpper(d64, a, b)));
+  }
+  hn::Vec256<float> even, odd;
+  EvenOdd32(z[0], z[1], &even, &odd);
+  return hn::Add(even, odd);
+}
+
+// What a group needs before its codes: block amaxes and the scales of the first candidates
+// (a long dependency chain with two divisions, computed one group ahead so that it overlaps
+// with the previous group's codes).
+constexpr size_t kPlannedCandidates = 2;
+struct GroupPlan {
+  HWY_ALIGN float amax[kGroup];
+  GroupScales scales[kPlannedCandidates];
+};
+
+HWY_INLINE float Candidate(const Nvfp4KernelParams& p, size_t k) {
+  return p.dynamic_scales ? 1.0f : p.candidates[k];
+}
+
+HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
+                          size_t num_candidates, GroupPlan* plan) {
+  GroupAmax(in, plan->amax);
+  for (size_t k = 0; k < num_candidates && k < kPlannedCandidates; ++k) {
+    ComputeGroupScales(DF(), plan->amax, p, Candidate(p, k), &plan->scales[k]);
+  }
+}
+
+// One group of 16 whole blocks: codes 128 bytes, scales 16, chosen 16 (or nullptr).
+HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
+                              size_t num_candidates, const GroupPlan& plan,
+                              uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales,
+                              uint8_t* HWY_RESTRICT chosen) {
+  const D16 d;
+  const DF df;
+  const DU32 du;
+  const Nvfp4DecisionTable& table = *p.bf16_table;
+  if (num_candidates == 1) {
+    const GroupScales& group = plan.scales[0];
+    for (size_t j0 = 0; j0 < kGroup; j0 += 4) {
+      hn::Vec256<int16_t> c[4];
+      for (size_t i = 0; i < 4; ++i) {
+        const auto x = LoadBlock(in + (j0 + i) * 16);
+        c[i] = hn::Or(MagnitudeCodes(hn::And(x, hn::Set(d, 0x7FFF)), table.row[group.code[j0 + i]]),
+                      SignBits(x));
+      }
+      StoreCodes4(c, codes + j0 * 8);
+    }
+    StoreBytes16(group.code, scales);
+    if (chosen != nullptr) std::memset(chosen, 0, kGroup);
+    return;
+  }
+  // Candidate search. Each block has two slots for magnitude codes: bit j of `best_slot` says
+  // which one holds block j's best candidate so far; the next candidate goes to the other one,
+  // and a better candidate flips the bit (no data-dependent branches: which candidate wins is
+  // a coin toss for four_over_six). |x| (as bits and as float32) is computed once per group,
+  // the sign bits at the end.
+  HWY_ALIGN int16_t abs_bits[kGroup][16];
+  HWY_ALIGN float abs_even[kGroup][8], abs_odd[kGroup][8];
+  for (size_t j = 0; j < kGroup; ++j) {
+    const auto x = LoadBlock(in + j * 16);
+    hn::Store(hn::And(x, hn::Set(d, 0x7FFF)), d, abs_bits[j]);
+    AbsEvenOdd(x, abs_even[j], abs_odd[j]);
+  }
+  HWY_ALIGN int16_t slots[2][kGroup][16];
+  uint32_t best_slot = 0;
+  HWY_ALIGN uint32_t best_scale[kGroup], best_index[kGroup];
+  hn::Vec256<float> best_loss[2] = {hn::Zero(df), hn::Zero(df)};
+  GroupScales unplanned;
+  for (size_t k = 0; k < num_candidates; ++k) {
+    if (k >= kPlannedCandidates) ComputeGroupScales(df, plan.amax, p, Candidate(p, k), &unplanned);
+    const GroupScales& group = k < kPlannedCandidates ? plan.scales[k] : unplanned;
+    uint32_t better_bits = 0;
+    for (size_t h = 0; h < 2; ++h) {
+      hn::Vec256<float> w_even[4], w_odd[4];
+      for (size_t i = 0; i < 8; i += 2) {
+        hn::Vec256<float> e2_even[2], e2_odd[2];
+        for (size_t t = 0; t < 2; ++t) {
+          const size_t j = 8 * h + i + t;
+          const Nvfp4DecisionTable::Row& row = table.row[group.code[j]];
+          const auto magnitude = MagnitudeCodes(hn::Load(d, abs_bits[j]), row);
+          hn::Store(magnitude, d, slots[((best_slot >> j) & 1u) ^ 1u][j]);
+          SquaredErrors(abs_even[j], abs_odd[j], magnitude, row.magnitude, &e2_even[t], &e2_odd[t]);
+        }
+        w_even[i / 2] = Merge1(e2_even[0], e2_even[1]);
+        w_odd[i / 2] = Merge1(e2_odd[0], e2_odd[1]);
+      }
+      const auto loss = ToBlockOrder8(hn::Add(Finish(w_even), Finish(w_odd)));
+      // Strict <: ties keep the earlier candidate; the first one always enters.
+      const auto better = k == 0 ? hn::FirstN(df, 8) : hn::Lt(loss, best_loss[h]);
+      best_loss[h] = hn::IfThenElse(better, loss, best_loss[h]);
+      const auto better_u = hn::RebindMask(du, better);
+      const auto scale_v = hn::Load(du, group.code + 8 * h);
+      const auto old_scale = k == 0 ? scale_v : hn::Load(du, best_scale + 8 * h);
+      hn::Store(hn::IfThenElse(better_u, scale_v, old_scale), du, best_scale + 8 * h);
+      const auto index_v = hn::Set(du, static_cast<uint32_t>(k));
+      const auto old_index = k == 0 ? index_v : hn::Load(du, best_index + 8 * h);
+      hn::Store(hn::IfThenElse(better_u, index_v, old_index), du, best_index + 8 * h);
+      uint8_t bits[8] = {};
+      hn::StoreMaskBits(df, better, bits);
+      better_bits |= static_cast<uint32_t>(bits[0]) << (8 * h);
+    }
+    best_slot ^= better_bits;
+  }
+  for (size_t j0 = 0; j0 < kGroup; j0 += 4) {
+    hn::Vec256<int16_t> c[4];
+    for (size_t i = 0; i < 4; ++i) {
+      const size_t j = j0 + i;
+      c[i] = hn::Or(hn::Load(d, slots[(best_slot >> j) & 1u][j]), SignBits(LoadBlock(in + j * 16)));
+    }
+    StoreCodes4(c, codes + j0 * 8);
+  }
+  StoreBytes16(best_scale, scales);
+  if (chosen != nullptr) StoreBytes16(best_index, chosen);
+}
+
+}  // namespace bf16_bounds
+
+// All blocks at `in` (whole groups, then the last partial group through zero-padded copies, whose
+// padding blocks are computed and not stored).
+inline void QuantizeNvfp4BlocksBF16Bounds(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
+                                          const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
+                                          uint8_t* HWY_RESTRICT scales,
+                                          uint8_t* HWY_RESTRICT chosen) {
+  constexpr size_t kGroup = bf16_bounds::kGroup;
+  // Software prefetch of the input 6 groups (3 KiB) ahead: the kernel streams from DRAM, and the
+  // hardware prefetcher alone left it waiting (1 GiB, 2 threads: 144 -> 124 ms per call; 2, 6
+  // and 16 groups ahead measured, 6 the best).
+  constexpr size_t kPrefetchGroups = 6;
+  const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+  const size_t num_groups = num_blocks / kGroup;
+  bf16_bounds::GroupPlan plans[2];
+  if (num_groups > 0) bf16_bounds::PlanGroup(in, p, num_candidates, &plans[0]);
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (g + kPrefetchGroups < num_groups) {
+      const uint16_t* ahead = in + (g + kPrefetchGroups) * kGroup * 16;
+      for (size_t line = 0; line < 8; ++line) hwy::Prefetch(ahead + line * 32);
+    }
+    if (g + 1 < num_groups) {
+      bf16_bounds::PlanGroup(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
+    }
+    const size_t b0 = g * kGroup;
+    bf16_bounds::QuantizeGroup(in + b0 * 16, p, num_candidates, plans[g & 1], codes + b0 * 8,
+                               scales + b0, chosen != nullptr ? chosen + b0 : nullptr);
+  }
+  const size_t b0 = num_groups * kGroup;
+  if (b0 == num_blocks) return;
+  const size_t nb = num_blocks - b0;
+  HWY_ALIGN uint16_t tail_in[kGroup * 16] = {};
+  HWY_ALIGN uint8_t tail_codes[kGroup * 8], tail_scales[kGroup], tail_chosen[kGroup];
+  std::memcpy(tail_in, in + b0 * 16, nb * 16 * sizeof(uint16_t));
+  bf16_bounds::PlanGroup(tail_in, p, num_candidates, &plans[0]);
+  bf16_bounds::QuantizeGroup(tail_in, p, num_candidates, plans[0], tail_codes, tail_scales,
+                             tail_chosen);
+  std::memcpy(codes + b0 * 8, tail_codes, nb * 8);
+  std::memcpy(scales + b0, tail_scales, nb);
+  if (chosen != nullptr) std::memcpy(chosen + b0, tail_chosen, nb);
+}
+
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+
+}  // namespace HWY_NAMESPACE
+}  // namespace qf
+HWY_AFTER_NAMESPACE();
+
+#endif  // QF_KERNELS_NVFP4_BF16_INL_H_

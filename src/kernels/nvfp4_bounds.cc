@@ -1,0 +1,57 @@
+// Nvfp4DecisionTable::Build (nvfp4_bounds.h): scalar, once per tensor, exact double arithmetic.
+#include "src/kernels/nvfp4_bounds.h"
+
+#include <bit>
+#include <cmath>
+
+#include "quantforge/formats.h"
+
+namespace qf {
+namespace {
+
+// EncodeE2M1's boundaries in order; strict: the code passes the boundary only above it (the tie
+// rounds down to the even code), otherwise from it on (the tie rounds up).
+constexpr float kBoundary[Nvfp4DecisionTable::kBounds] = {0.25f, 0.75f, 1.25f, 1.75f,
+                                                          2.5f,  3.5f,  5.0f};
+constexpr bool kStrict[Nvfp4DecisionTable::kBounds] = {true, false, true, false, true, false, true};
+
+// The smallest BF16 magnitude pattern (0 .. 0x7F80) whose value exceeds r (strict) or reaches it.
+uint16_t SmallestBF16Reaching(double r, bool strict) {
+  const auto reaches = [&](uint32_t bits) {
+    const double v = DecodeBF16(static_cast<uint16_t>(bits));
+    return strict ? v > r : v >= r;
+  };
+  const float f = static_cast<float>(r);  // within a BF16 step or two of the answer
+  uint32_t bits = std::isfinite(f) ? (std::bit_cast<uint32_t>(f) >> 16) : 0x7F80u;
+  while (bits < 0x7F80u && !reaches(bits)) ++bits;
+  while (bits > 0 && reaches(bits - 1)) --bits;
+  return static_cast<uint16_t>(bits);
+}
+
+}  // namespace
+
+bool Nvfp4DecisionTable::Build(float global_scale) {
+  constexpr float kMaxDivisor = 131072.0f;  // 2^17
+  for (int code = 1; code <= 0x7E; ++code) {
+    const float s = DecodeE4M3(static_cast<uint8_t>(code));
+    const float divisor = s * global_scale;
+    if (!(divisor > 0.0f) || !(divisor < kMaxDivisor)) return false;
+    for (int k = 0; k < kBounds; ++k) {
+      const double b = kBoundary[k];
+      const double neighbour = std::nextafter(kBoundary[k], kStrict[k] ? 1e30f : 0.0f);
+      const double r = ((b + neighbour) / 2.0) * static_cast<double>(divisor);  // exact
+      const uint32_t t = SmallestBF16Reaching(r, kStrict[k]);
+      const int16_t t_minus_1 = static_cast<int16_t>(static_cast<int>(t) - 1);  // t = 0: -1
+      for (int lane = 0; lane < 16; ++lane) row[code].bound[k][lane] = t_minus_1;
+    }
+    for (int m = 0; m < 8; ++m) {
+      row[code].magnitude[m] = (DecodeE2M1(static_cast<uint8_t>(m)) * s) * global_scale;
+    }
+  }
+  // Codes 0 (s = 0) and 127 (NaN) never occur (s is clamped to [2^-9, 448]); keep them defined.
+  row[0] = row[1];
+  row[0x7F] = row[0x7E];
+  return true;
+}
+
+}  // namespace qf

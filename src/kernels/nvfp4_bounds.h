@@ -1,0 +1,45 @@
+// E2M1 decision bounds of NVFP4 for BF16 inputs: the division-free form of
+// q = x / (float(s) * g) -> E2M1 that the BF16 kernels use (nvfp4_bf16-inl.h).
+//
+// Why it is exact. The divisor d = float(s) * g takes one value per E4M3 scale code, so one row
+// per code serves a whole tensor. IEEE division is correctly rounded and monotone, so for a
+// representable boundary B of EncodeE2M1 (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5; each has an even
+// last mantissa bit, so a tie rounds onto B):
+//   fl(|x| / d) >= B  <=>  |x| >= ((pred(B) + B) / 2) * d
+//   fl(|x| / d) >  B  <=>  |x| >  ((B + succ(B)) / 2) * d
+// where the products are exact in double (25 + 24 significant bits). For a BF16 x each condition
+// is |x| >= t for the smallest BF16 magnitude t that satisfies it, so the E2M1 magnitude code is
+// the number of the 7 bounds that the BF16 bits of |x| reach, with integer compares. The sign
+// bit of the code is (q < 0): it equals "x negative and not -0" as long as no nonzero BF16 x
+// makes q underflow to -0, i.e. d < 2^17 (smallest BF16 subnormal 2^-133 over 2^-150).
+//
+// Build() refuses (returns false) a global scale outside that regime: d == 0 (x / 0 gives Inf or
+// NaN, which EncodeE2M1 maps to 7) or d >= 2^17 for some code. Those tensors (global amax below
+// ~2^-131 or above ~786,000) take the division kernels.
+#pragma once
+
+#include <cstdint>
+
+namespace qf {
+
+struct Nvfp4DecisionTable {
+  static constexpr int kCodes = 128;  // E4M3 codes; the kernels use 1..126 (s in [2^-9, 448])
+  static constexpr int kBounds = 7;
+  // One row per E4M3 code c, 256 bytes (one address per block in the kernels):
+  struct alignas(64) Row {
+    // bound[k][*] = t - 1 for the BF16 magnitude bits t of bound k (E2M1 magnitude code > k iff
+    // int16(|x| bits) > t - 1), repeated over a 256-bit vector so that a compare can read it
+    // from memory.
+    int16_t bound[kBounds][16];
+    // magnitude[m] = (E2M1 value m * float(s)) * g in float32, as the reference dequantizes:
+    // the block loss of a candidate is sum((|x| - magnitude[code & 7])^2) (the signs of x and
+    // of the code agree in the regime above, so x - deq has the magnitude of |x| - magnitude).
+    float magnitude[8];
+  };
+  Row row[kCodes];  // 32 KiB; a tensor's blocks use a few dozen rows
+
+  // Fills the table for global scale g; false when g is outside the exact regime above.
+  bool Build(float global_scale);
+};
+
+}  // namespace qf
