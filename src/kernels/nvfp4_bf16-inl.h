@@ -247,6 +247,8 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
 }
 
 // One group of 16 whole blocks: codes 128 bytes, scales 16, chosen 16 (or nullptr).
+// kCandidates: the candidate count when fixed at compile time (1: max, 2: four_over_six), or 0.
+template <size_t kCandidates>
 HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                               size_t num_candidates, const GroupPlan& plan,
                               uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales,
@@ -255,6 +257,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   const DF df;
   const DU32 du;
   const Nvfp4DecisionTable& table = *p.bf16_table;
+  if (kCandidates != 0) num_candidates = kCandidates;
   if (num_candidates == 1) {
     const GroupScales& group = plan.scales[0];
     for (size_t j0 = 0; j0 < kGroup; j0 += 4) {
@@ -283,7 +286,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
     AbsEvenOdd(x, abs_even[j], abs_odd[j]);
   }
   HWY_ALIGN int16_t slots[2][kGroup][16];
-  uint32_t best_slot = 0;
+  uint32_t best_slot = 0xFFFF;  // candidate 0 goes to slot 0 (and with two, candidate 1 to 1)
   HWY_ALIGN uint32_t best_scale[kGroup], best_index[kGroup];
   hn::Vec256<float> best_loss[2] = {hn::Zero(df), hn::Zero(df)};
   GroupScales unplanned;
@@ -299,7 +302,9 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
           const size_t j = 8 * h + i + t;
           const Nvfp4DecisionTable::Row& row = table.row[group.code[j]];
           const auto magnitude = MagnitudeCodes(hn::Load(d, abs_bits[j]), row);
-          hn::Store(magnitude, d, slots[((best_slot >> j) & 1u) ^ 1u][j]);
+          const uint32_t slot =
+              kCandidates == 2 ? static_cast<uint32_t>(k) : ((best_slot >> j) & 1u) ^ 1u;
+          hn::Store(magnitude, d, slots[slot][j]);
           SquaredErrors(abs_even[j], abs_odd[j], magnitude, row.magnitude, &e2_even[t], &e2_odd[t]);
         }
         w_even[i / 2] = Merge1(e2_even[0], e2_even[1]);
@@ -334,33 +339,29 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   if (chosen != nullptr) StoreBytes16(best_index, chosen);
 }
 
-}  // namespace bf16_bounds
-
-// All blocks at `in` (whole groups, then the last partial group through zero-padded copies, whose
-// padding blocks are computed and not stored).
-inline void QuantizeNvfp4BlocksBF16Bounds(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
-                                          const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
-                                          uint8_t* HWY_RESTRICT scales,
-                                          uint8_t* HWY_RESTRICT chosen) {
-  constexpr size_t kGroup = bf16_bounds::kGroup;
+// All blocks at `in`: whole groups, then the last partial group through zero-padded copies (its
+// padding blocks are computed, not stored).
+template <size_t kCandidates>
+void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nvfp4KernelParams& p,
+                    size_t num_candidates, uint8_t* HWY_RESTRICT codes,
+                    uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
   // Software prefetch of the input 6 groups (3 KiB) ahead: the kernel streams from DRAM, and the
   // hardware prefetcher alone left it waiting (1 GiB, 2 threads: 144 -> 124 ms per call; 2, 6
   // and 16 groups ahead measured, 6 the best).
   constexpr size_t kPrefetchGroups = 6;
-  const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
   const size_t num_groups = num_blocks / kGroup;
-  bf16_bounds::GroupPlan plans[2];
-  if (num_groups > 0) bf16_bounds::PlanGroup(in, p, num_candidates, &plans[0]);
+  GroupPlan plans[2];
+  if (num_groups > 0) PlanGroup(in, p, num_candidates, &plans[0]);
   for (size_t g = 0; g < num_groups; ++g) {
     if (g + kPrefetchGroups < num_groups) {
       const uint16_t* ahead = in + (g + kPrefetchGroups) * kGroup * 16;
       for (size_t line = 0; line < 8; ++line) hwy::Prefetch(ahead + line * 32);
     }
     if (g + 1 < num_groups) {
-      bf16_bounds::PlanGroup(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
+      PlanGroup(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
     }
     const size_t b0 = g * kGroup;
-    bf16_bounds::QuantizeGroup(in + b0 * 16, p, num_candidates, plans[g & 1], codes + b0 * 8,
+    QuantizeGroup<kCandidates>(in + b0 * 16, p, num_candidates, plans[g & 1], codes + b0 * 8,
                                scales + b0, chosen != nullptr ? chosen + b0 : nullptr);
   }
   const size_t b0 = num_groups * kGroup;
@@ -369,12 +370,30 @@ inline void QuantizeNvfp4BlocksBF16Bounds(const uint16_t* HWY_RESTRICT in, size_
   HWY_ALIGN uint16_t tail_in[kGroup * 16] = {};
   HWY_ALIGN uint8_t tail_codes[kGroup * 8], tail_scales[kGroup], tail_chosen[kGroup];
   std::memcpy(tail_in, in + b0 * 16, nb * 16 * sizeof(uint16_t));
-  bf16_bounds::PlanGroup(tail_in, p, num_candidates, &plans[0]);
-  bf16_bounds::QuantizeGroup(tail_in, p, num_candidates, plans[0], tail_codes, tail_scales,
+  PlanGroup(tail_in, p, num_candidates, &plans[0]);
+  QuantizeGroup<kCandidates>(tail_in, p, num_candidates, plans[0], tail_codes, tail_scales,
                              tail_chosen);
   std::memcpy(codes + b0 * 8, tail_codes, nb * 8);
   std::memcpy(scales + b0, tail_scales, nb);
   if (chosen != nullptr) std::memcpy(chosen + b0, tail_chosen, nb);
+}
+
+}  // namespace bf16_bounds
+
+inline void QuantizeNvfp4BlocksBF16Bounds(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
+                                          const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
+                                          uint8_t* HWY_RESTRICT scales,
+                                          uint8_t* HWY_RESTRICT chosen) {
+  const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+  switch (num_candidates) {
+    case 1:
+      return bf16_bounds::QuantizeBlocks<1>(in, num_blocks, p, 1, codes, scales, chosen);
+    case 2:
+      return bf16_bounds::QuantizeBlocks<2>(in, num_blocks, p, 2, codes, scales, chosen);
+    default:
+      return bf16_bounds::QuantizeBlocks<0>(in, num_blocks, p, num_candidates, codes, scales,
+                                            chosen);
+  }
 }
 
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
