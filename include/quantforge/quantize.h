@@ -69,8 +69,8 @@ struct Nvfp4Tensor {
   int64_t padded_cols = 0;  // cols rounded up to a multiple of 16
   ByteBuffer codes;         // [rows, padded_cols / 2]; element 2k low nibble, 2k+1 high
   ByteBuffer block_scales;  // E4M3 [rows, padded_cols / 16]
-  float global_scale = 1.0f;          // weight_scale_2: a multiplier
-  float global_amax = 0.0f;           // the amax global_scale was derived from
+  float global_scale = 1.0f;  // weight_scale_2: a multiplier
+  float global_amax = 0.0f;   // the amax global_scale was derived from
   // For kMse / kFourOverSix: per block, the index of the chosen candidate (for four_over_six
   // 0 = mapped to 6, 1 = mapped to 4). Empty for kMax.
   ByteBuffer chosen_candidate;

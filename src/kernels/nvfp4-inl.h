@@ -12,6 +12,8 @@
 //      lower plus upper half within a vector.
 // All arithmetic is IEEE float32 with each operation rounded on its own (-ffp-contract=off; Mul
 // then Add, never MulAdd), so every target equals the scalar reference bit for bit.
+// BF16 tensors with whole blocks and a global scale in the exact regime of nvfp4_bounds.h take
+// the division-free bodies of nvfp4_bf16-inl.h instead on the AVX2 and AVX-512 targets.
 
 #if defined(QF_KERNELS_NVFP4_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QF_KERNELS_NVFP4_INL_H_
@@ -26,6 +28,7 @@
 
 #include "hwy/highway.h"
 #include "src/kernels/nvfp4_bf16-inl.h"
+#include "src/kernels/nvfp4_bounds.h"
 #include "src/kernels/nvfp4_kernels.h"
 #include "src/kernels/nvfp4_scales-inl.h"
 

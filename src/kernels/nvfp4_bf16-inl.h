@@ -13,14 +13,17 @@
 //      tree order of ReferenceBlockLoss (the even elements form the tree's first subtree and the
 //      odd ones the second), and per block the better candidate's codes (two slots per block,
 //      a bit per block says which holds the best: no data-dependent branches).
-// 256-bit vectors on purpose: on AVX-512 machines the VEX compares write a vector (no mask
-// register round trip) and three ports execute them, where 512-bit compares into masks share one.
+// 256-bit vectors on purpose: the compares are written VecFromMask(Gt(..)), which the AVX2 target
+// compiles to VEX vpcmpgtw (a vector result, three ports) and for which GCC folds the AVX3
+// target's mask compare back into the same instruction; 512-bit compares into masks share one
+// port.
 // Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
-// 8.5 GB/s of BF16, four_over_six 2.0 -> 2.6.
+// 8.5 GB/s of BF16, four_over_six 2.0 -> 2.8.
 //
-// Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps), no two-source
-// saturating 16 -> 8 bit pack (packuswb), and its TableLookupLanes wants indices below 8 where
-// vpermps reads 3 bits: those three stay intrinsics (EvenOdd32, PackU8, Lookup8).
+// Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps) nor a two-source
+// saturating 16 -> 8 bit pack (packuswb), its TableLookupLanes wants indices below 8 where vpermps
+// reads 3 bits, and it leaves the lane order of its widening multiply-add and 32 -> 16 bit pack
+// unspecified: those stay intrinsics (EvenOdd32, PackU8, Lookup8, PairSums, PackI16).
 
 #if defined(QF_KERNELS_NVFP4_BF16_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QF_KERNELS_NVFP4_BF16_INL_H_
@@ -53,7 +56,7 @@ using DU32 = hn::Full256<uint32_t>;
 using DI32 = hn::Full256<int32_t>;
 using DF = hn::Full256<float>;
 using D64 = hn::Full256<uint64_t>;
-constexpr size_t kGroup = 16;  // blocks per group, as kNvfp4Group
+constexpr size_t kGroup = kNvfp4Group;
 
 // Per 128-bit half: {a0, a2, b0, b2} and {a1, a3, b1, b3} of the 32-bit lanes.
 HWY_INLINE void EvenOdd32(hn::Vec256<float> a, hn::Vec256<float> b, hn::Vec256<float>* even,
@@ -62,18 +65,29 @@ HWY_INLINE void EvenOdd32(hn::Vec256<float> a, hn::Vec256<float> b, hn::Vec256<f
   *odd = hn::Vec256<float>{_mm256_shuffle_ps(a.raw, b.raw, _MM_SHUFFLE(3, 1, 3, 1))};
 }
 
-// Per 128-bit half: the 8 int16 of a then of b, saturated to uint8.
+// The packing of StoreCodes4 needs the lane order of these x86 instructions (Highway's
+// ReorderWidenMulAccumulate / ReorderDemote2To leave theirs unspecified), so they are spelled out.
+// Per 32-bit lane: a[2i] * b[2i] + a[2i + 1] * b[2i + 1] (vpmaddwd).
+HWY_INLINE hn::Vec256<int32_t> PairSums(hn::Vec256<int16_t> a, hn::Vec256<int16_t> b) {
+  return hn::Vec256<int32_t>{_mm256_madd_epi16(a.raw, b.raw)};
+}
+// Per 128-bit half: the 4 int32 of a then of b, saturated to int16 (vpackssdw).
+HWY_INLINE hn::Vec256<int16_t> PackI16(hn::Vec256<int32_t> a, hn::Vec256<int32_t> b) {
+  return hn::Vec256<int16_t>{_mm256_packs_epi32(a.raw, b.raw)};
+}
+// Per 128-bit half: the 8 int16 of a then of b, saturated to uint8 (vpackuswb).
 HWY_INLINE hn::Vec256<uint8_t> PackU8(hn::Vec256<int16_t> a, hn::Vec256<int16_t> b) {
   return hn::Vec256<uint8_t>{_mm256_packus_epi16(a.raw, b.raw)};
 }
 
-// Lane permutation of the transposing trees below: result lane i holds block kTreeOrder[i] of
-// 8; TableLookupLanes with kBlockOrder puts them back in block order.
+// The transposing trees below leave the 8 results of a half group in the lane order
+// {0, 2, 4, 6, 1, 3, 5, 7} (blocks 4m, 4m + 2 in the lower 128 bits, 4m + 1, 4m + 3 in the upper);
+// kBlockOrder puts them back, as it does the 4-byte code groups of StoreCodes4.
+HWY_ALIGN static constexpr int32_t kBlockOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
 template <class V>
 HWY_INLINE V ToBlockOrder8(V v) {
-  const hn::DFromV<V> d;
-  HWY_ALIGN static constexpr int32_t kBlockOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-  return hn::TableLookupLanes(v, hn::SetTableIndices(d, kBlockOrder));
+  return hn::TableLookupLanes(v, hn::SetTableIndices(hn::DFromV<V>(), kBlockOrder));
 }
 
 // amax[j] = max |x| of block j (as float32) for the 16 blocks at `in`: a transposing max tree
@@ -101,8 +115,8 @@ HWY_INLINE void GroupAmax(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT a
                    hn::BitCast(d, hn::InterleaveUpper(d64, a, b)));
   }
   for (size_t h = 0; h < 2; ++h) {
-    // Two partials per 32-bit lane (lanes in kTreeOrder), then the max of the two halves in the
-    // low half, shifted up into float32 bits.
+    // Two partials per 32-bit lane (lanes in the trees' order), then the max of the two halves
+    // in the low half, shifted up into float32 bits.
     hn::Vec256<float> even, odd;
     EvenOdd32(hn::BitCast(df, z[2 * h]), hn::BitCast(df, z[2 * h + 1]), &even, &odd);
     const auto pairs = hn::BitCast(du, hn::Max(hn::BitCast(d, even), hn::BitCast(d, odd)));
@@ -145,21 +159,13 @@ HWY_INLINE hn::Vec256<int16_t> LoadBlock(const uint16_t* HWY_RESTRICT p) {
 // Packs the codes (0..15 per int16 lane) of 4 blocks into 32 bytes, element 2k in the low nibble.
 HWY_INLINE void StoreCodes4(const hn::Vec256<int16_t>* c, uint8_t* HWY_RESTRICT out) {
   const D16 d;
-  const DI32 di;
   const DU32 du;
+  const hn::Full256<uint8_t> d8;
   const auto weights = hn::BitCast(d, hn::Set(du, 0x00100001u));  // c[2k] + 16 * c[2k + 1]
-  hn::Vec256<int32_t> bytes[4];
-  for (int i = 0; i < 4; ++i) {
-    auto unused = hn::Zero(di);
-    bytes[i] = hn::ReorderWidenMulAccumulate(di, c[i], weights, hn::Zero(di), unused);
-  }
   // Per half: {b0 0-3, b1 0-3, b2 0-3, b3 0-3} then {b0 4-7, ...}: 4-byte groups to block order.
-  const auto packed = PackU8(hn::ReorderDemote2To(d, bytes[0], bytes[1]),
-                             hn::ReorderDemote2To(d, bytes[2], bytes[3]));
-  HWY_ALIGN static constexpr int32_t kOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-  const auto ordered =
-      hn::TableLookupLanes(hn::BitCast(du, packed), hn::SetTableIndices(du, kOrder));
-  hn::StoreU(ordered, du, reinterpret_cast<uint32_t*>(out));
+  const auto packed = PackU8(PackI16(PairSums(c[0], weights), PairSums(c[1], weights)),
+                             PackI16(PairSums(c[2], weights), PairSums(c[3], weights)));
+  hn::StoreU(hn::BitCast(d8, ToBlockOrder8(hn::BitCast(du, packed))), d8, out);
 }
 
 // Low bytes of the 16 u32 scale codes (or candidate indices) to `out`.
@@ -174,10 +180,10 @@ HWY_INLINE void StoreBytes16(const uint32_t* HWY_RESTRICT v, uint8_t* HWY_RESTRI
 HWY_INLINE void AbsEvenOdd(hn::Vec256<int16_t> x, float* HWY_RESTRICT even,
                            float* HWY_RESTRICT odd) {
   const DU32 du;
+  const DF df;
   const auto bits = hn::BitCast(du, x);
-  hn::Store(hn::And(hn::ShiftLeft<16>(bits), hn::Set(du, 0x7FFFFFFFu)), du,
-            reinterpret_cast<uint32_t*>(even));
-  hn::Store(hn::And(bits, hn::Set(du, 0x7FFF0000u)), du, reinterpret_cast<uint32_t*>(odd));
+  hn::Store(hn::BitCast(df, hn::And(hn::ShiftLeft<16>(bits), hn::Set(du, 0x7FFFFFFFu))), df, even);
+  hn::Store(hn::BitCast(df, hn::And(bits, hn::Set(du, 0x7FFF0000u))), df, odd);
 }
 
 // table[index & 7] per lane: vpermps reads the low 3 bits of each index, so the odd element's
@@ -205,7 +211,7 @@ HWY_INLINE void SquaredErrors(const float* HWY_RESTRICT abs_even, const float* H
 // The transposing tree sums of 8 blocks' halves (lane i: element 2i, or 2i + 1, of a block):
 // lane i + 4, then i + 2, then i + 1, as ReferenceBlockLoss pairs them. Merge1 runs as soon as a
 // pair of blocks is ready (fewer live vectors); Finish takes the 4 pair sums and returns the 8
-// block sums in kTreeOrder.
+// block sums in the trees' lane order.
 HWY_INLINE hn::Vec256<float> Merge1(hn::Vec256<float> a, hn::Vec256<float> b) {
   const DF df;
   return hn::Add(hn::ConcatLowerLower(df, b, a), hn::ConcatUpperUpper(df, b, a));

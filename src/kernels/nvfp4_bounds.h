@@ -14,8 +14,9 @@
 // makes q underflow to -0, i.e. d < 2^17 (smallest BF16 subnormal 2^-133 over 2^-150).
 //
 // Build() refuses (returns false) a global scale outside that regime: d == 0 (x / 0 gives Inf or
-// NaN, which EncodeE2M1 maps to 7) or d >= 2^17 for some code. Those tensors (global amax below
-// ~2^-131 or above ~786,000) take the division kernels.
+// NaN, which EncodeE2M1 maps to 7) or d >= 2^17 for some code, i.e. g below 0x1.01p-141 or above
+// 0x1.249248p+8: a global amax below about 2^-129.6 (2^-130.4 with the four-over-six constant
+// 256) or from 786,432 (449,390 with 256) on. Those tensors take the division kernels.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,8 @@ struct Nvfp4DecisionTable {
   };
   Row row[kCodes];  // 32 KiB; a tensor's blocks use a few dozen rows
 
-  // Fills the table for global scale g; false when g is outside the exact regime above.
+  // Fills the table for global scale g; false when g is outside the exact regime above (the
+  // contents are then unspecified).
   bool Build(float global_scale);
 };
 

@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <span>
 
-#include "src/kernels/nvfp4_bounds.h"
-
 namespace qf {
+
+struct Nvfp4DecisionTable;  // nvfp4_bounds.h
 
 struct Nvfp4KernelParams {
   bool dynamic_scales = true;       // Model Optimizer's dynamic formula (one candidate)

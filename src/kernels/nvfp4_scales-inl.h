@@ -42,6 +42,7 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> RoundE4M3(DF df, hn::Vec<DF> s, hn:
   *value = hn::IfThenElse(is_subnormal, hn::Sub(t, magic), hn::BitCast(df, r));
   return hn::IfThenElse(hn::RebindMask(du, is_subnormal), code_subnormal, code_normal);
 }
+
 // Block scales of one candidate for a group of 16 block amaxes: codes, values and divisors.
 struct GroupScales {
   HWY_ALIGN uint32_t code[kNvfp4Group];

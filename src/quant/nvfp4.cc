@@ -4,10 +4,10 @@
 // nvfp4_reference.cc, which these results equal byte for byte.
 //
 // Two passes over the input: the amax scan (validation: empty, NaN / Inf with the first index; the
-// global amax, which every block scale depends on), then the block kernels. Work is split into tasks of
-// kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size that
-// depends on the data only, and every block is computed on its own, so the bytes do not depend
-// on the thread count.
+// global amax, which every block scale depends on), then the block kernels. Work is split into
+// tasks of kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size
+// that depends on the data only, and every block is computed on its own, so the bytes do not
+// depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,6 +21,7 @@
 #include "quantforge/error.h"
 #include "quantforge/formats.h"
 #include "quantforge/quantize.h"
+#include "src/kernels/nvfp4_bounds.h"
 #include "src/kernels/nvfp4_kernels.h"
 #include "src/quant/tensor_ops.h"
 
@@ -44,6 +45,7 @@ ErrorContext Where(const TensorView& tensor) {
 // Only advice: where it is refused (or THP is off) nothing changes, and the bytes never depend
 // on it.
 void ResizeOutput(ByteBuffer& v, size_t n) {
+  v.clear();  // keeps the capacity; growing it then copies nothing
   v.reserve(n);
 #ifdef __linux__
   constexpr uintptr_t kPage = 4096;
@@ -154,8 +156,8 @@ Nvfp4Tensor QuantizeNvfp4(const TensorView& tensor, const Nvfp4Options& options,
   return out;
 }
 
-void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options, Nvfp4Tensor* result,
-                       ThreadPool* pool) {
+void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
+                       Nvfp4Tensor* result, ThreadPool* pool) {
   CheckQuantizableView(tensor);  // dtype, size, empty: before sizing anything from the shape
   const int64_t rows = tensor.Rows();
   const int64_t cols = tensor.Cols();
@@ -165,6 +167,10 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options, Nv
   const BlockScaleAlgorithm algorithm = options.algorithm;
   const bool searched = algorithm != BlockScaleAlgorithm::kMax;
   Nvfp4Tensor& out = *result;
+  // The shape first, so that the buffers sized below always match it (also after an error).
+  out.rows = rows;
+  out.cols = cols;
+  out.padded_cols = padded_cols;
   if (!searched) out.chosen_candidate.clear();
   const float own_amax = ScanAndAllocate(tensor, num_blocks, searched, &out, pool);
   float global_amax = own_amax;
@@ -208,9 +214,6 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options, Nv
     params.bf16_table = &bf16_table;
   }
 
-  out.rows = rows;
-  out.cols = cols;
-  out.padded_cols = padded_cols;
   out.global_scale = g;
   out.global_amax = global_amax;
 

@@ -1,9 +1,9 @@
 // The division-free BF16 NVFP4 path (src/kernels/nvfp4_bounds.h, nvfp4_bf16-inl.h) against the
 // scalar spec: the decision bounds exhaustively (every BF16 magnitude under every E4M3 scale code
-// for global scales across the whole regime, subnormal and large divisors included), the regime's
-// edges, the kernels on every Highway target for tensors on both sides of those edges (the
-// scalar-only targets and the out-of-regime tensors take the division kernels), and the reuse
-// of an output tensor by QuantizeNvfp4Into.
+// for global scales across the whole regime, both of its ends included), the regime's edges,
+// the kernels on every Highway target against the reference for tensors on both sides of those
+// edges and against the division kernels directly, and the reuse of an output tensor by
+// QuantizeNvfp4Into.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "quantforge/quantize.h"
 #include "quantforge/thread_pool.h"
 #include "src/kernels/nvfp4_bounds.h"
+#include "src/kernels/nvfp4_kernels.h"
 #include "src/quant/nvfp4_reference.h"
 #include "tests/quant/nvfp4_test_util.h"
 
@@ -28,11 +29,18 @@ uint32_t Bits(float f) {
   return u;
 }
 
-// The global scales of the exhaustive test: the smallest and largest in the regime (divisors
-// down to 2^-148, a subnormal, and up to 448 * 292), 1 (E2M1 ties exactly representable), and
-// a few of real weights' magnitude.
+// The smallest and the largest global scale of the exact regime (divisors down to a subnormal,
+// ~2^-149, and up to 448 * 292.57 just below 2^17), and their neighbours outside it.
+const float kSmallestG = std::ldexp(0x1.01p0f, -141);
+const float kLargestG = 0x1.249248p+8f;
+const float kBelowRegimeG = std::ldexp(1.0f, -141);
+const float kAboveRegimeG = 0x1.24924ap+8f;
+
+// The global scales of the exhaustive test: both ends of the regime, 1 (E2M1 ties exactly
+// representable), and a few of real weights' magnitude.
 const float kGlobalScales[] = {
-    std::ldexp(1.0f, -139), 292.0f, 1.0f, 3.7e-5f, 0.0123f, 1.7e-10f, 6.02e-3f, 41.0f};
+    kSmallestG, kLargestG, std::ldexp(1.0f, -139), 292.0f, 1.0f, 3.7e-5f, 0.0123f, 1.7e-10f,
+    6.02e-3f,   41.0f};
 
 TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
   Nvfp4DecisionTable table;
@@ -76,10 +84,10 @@ TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
 
 TEST(Nvfp4Bounds, RefusesGlobalScalesOutsideTheExactRegime) {
   Nvfp4DecisionTable table;
-  EXPECT_TRUE(table.Build(292.0f));   // 448 * 292 < 2^17
-  EXPECT_FALSE(table.Build(293.0f));  // 448 * 293 >= 2^17: some x / d underflows to -0
-  EXPECT_TRUE(table.Build(std::ldexp(1.0f, -139)));   // 2^-9 * g = 2^-148
-  EXPECT_FALSE(table.Build(std::ldexp(1.0f, -141)));  // 2^-9 * g rounds to 0
+  EXPECT_TRUE(table.Build(kLargestG));       // 448 g < 2^17
+  EXPECT_FALSE(table.Build(kAboveRegimeG));  // 448 g >= 2^17: some x / d underflows to -0
+  EXPECT_TRUE(table.Build(kSmallestG));      // 2^-9 g rounds up to 2^-149
+  EXPECT_FALSE(table.Build(kBelowRegimeG));  // 2^-9 g = 2^-150 rounds to 0
   EXPECT_FALSE(table.Build(0.0f));
 }
 
@@ -115,16 +123,29 @@ std::vector<uint16_t> WeightsWithAmax(size_t n, float amax, uint32_t seed) {
   return bf16;
 }
 
-// Tensors on both sides of the regime's edges (amax ~786,000 above; amax 1e-39, made of BF16
-// subnormals, below), of real weights' magnitude, and of 9,000 blocks (three kernel tasks, a
-// partial last group) on three threads.
+// Tensors on both sides of each edge of the regime, for both normalisation constants (448 and
+// four-over-six's 256, whose upper edge is lower): global amax 782,336 / 786,432 and 448,512 /
+// 450,560 (BF16 values around 786,432 and 449,390), 2^-129 / 2^-130 / 2^-131 (around 2^-129.6
+// and 2^-130.4); real weights' magnitudes; an all-zero tensor (g = 1); 9,000 blocks (three kernel
+// tasks, a partial last group) on three threads. Which side each case is on is checked, not
+// assumed, and both sides must occur for each constant.
 TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
   ThreadPool three(3);
   const struct {
     int64_t rows, cols;
     float amax;
-  } kCases[] = {{300, 480, 0.37f}, {7, 48, 700000.0f}, {7, 48, 800000.0f},
-                {5, 272, 1e-39f},  {3, 2048, 12.0f},   {1, 16, 1.0f}};
+  } kCases[] = {{300, 480, 0.37f},
+                {7, 48, 782336.0f},
+                {7, 48, 786432.0f},
+                {7, 48, 448512.0f},
+                {7, 48, 450560.0f},
+                {5, 272, std::ldexp(1.0f, -129)},
+                {5, 272, std::ldexp(1.0f, -130)},
+                {5, 272, std::ldexp(1.0f, -131)},
+                {3, 2048, 12.0f},
+                {4, 64, 0.0f},
+                {1, 16, 1.0f}};
+  int in_regime[2] = {0, 0}, outside[2] = {0, 0};  // per constant: 448, 256
   uint32_t seed = 7;
   for (const auto& c : kCases) {
     const auto bf16 = WeightsWithAmax(static_cast<size_t>(c.rows * c.cols), c.amax, seed++);
@@ -133,12 +154,70 @@ TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
     const TensorView view = MakeView(std::span<const uint16_t>(bf16), {c.rows, c.cols}, "w");
     for (const Nvfp4Options& options : Options()) {
       if (options.algorithm == BlockScaleAlgorithm::kMse && c.rows * c.cols > 20000) continue;
+      const Nvfp4Tensor actual = QuantizeNvfp4(view, options, &three);
+      Nvfp4DecisionTable table;
+      const bool bounds = table.Build(actual.global_scale);
+      const int constant = (options.four_over_six_normalization ||
+                            options.algorithm == BlockScaleAlgorithm::kFourOverSix)
+                               ? 1
+                               : 0;
+      ++(bounds ? in_regime : outside)[constant];
       const std::string what = std::string(AlgorithmName(options.algorithm)) + " amax " +
-                               std::to_string(c.amax) + " " + std::to_string(c.rows) + "x" +
-                               std::to_string(c.cols);
-      nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(view, options),
-                                  QuantizeNvfp4(view, options, &three), values, what);
+                               std::to_string(c.amax) + (bounds ? " (bounds) " : " (division) ") +
+                               std::to_string(c.rows) + "x" + std::to_string(c.cols);
+      nvfp4_test::ExpectSameNvfp4(ReferenceQuantizeNvfp4(view, options), actual, values, what);
     }
+  }
+  for (int constant = 0; constant < 2; ++constant) {
+    EXPECT_GT(in_regime[constant], 0) << "constant " << (constant ? 256 : 448);
+    EXPECT_GT(outside[constant], 0) << "constant " << (constant ? 256 : 448);
+  }
+}
+
+// The kernels with and without the decision table give the same bytes (on targets without the
+// division-free path both calls run the division kernels), for max, static max, four_over_six
+// and the 39-candidate mse sweep.
+TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
+  const size_t num_blocks = 16 * 37 + 5;  // whole groups and a partial one
+  const auto bf16 = WeightsWithAmax(num_blocks * 16, 2.5f, 99);
+  float amax = 0.0f;
+  for (const uint16_t b : bf16) amax = std::fmax(amax, std::fabs(DecodeBF16(b)));
+  const std::vector<float> mse = MseMultipliers(MseSweep{});
+  const std::vector<float> four_over_six = {1.0f, 1.5f};
+  const std::vector<float> one = {1.0f};
+  const struct {
+    bool dynamic;
+    float norm;
+    const std::vector<float>* candidates;
+  } kRules[] = {{true, 448.0f, &one},
+                {false, 448.0f, &one},
+                {false, 256.0f, &four_over_six},
+                {false, 448.0f, &mse}};
+  for (const auto& rule : kRules) {
+    Nvfp4KernelParams params;
+    params.dynamic_scales = rule.dynamic;
+    params.global_scale = amax / (6.0f * rule.norm);
+    params.six_global_scale = 6.0f * params.global_scale;
+    params.global_amax_over_6 = amax / 6.0f;
+    params.norm = rule.norm;
+    params.candidates = *rule.candidates;
+    Nvfp4DecisionTable table;
+    ASSERT_TRUE(table.Build(params.global_scale));
+    const bool search = rule.candidates->size() > 1;
+    std::vector<uint8_t> codes[2], scales[2], chosen[2];
+    for (int with_table = 0; with_table < 2; ++with_table) {
+      params.bf16_table = with_table ? &table : nullptr;
+      codes[with_table].assign(num_blocks * 8, 0xAA);
+      scales[with_table].assign(num_blocks, 0xAA);
+      chosen[with_table].assign(search ? num_blocks : 0, 0xAA);
+      QuantizeNvfp4BlocksBF16(bf16, params, codes[with_table], scales[with_table],
+                              chosen[with_table]);
+    }
+    const std::string what = "candidates " + std::to_string(rule.candidates->size()) + " norm " +
+                             std::to_string(rule.norm);
+    EXPECT_EQ(codes[0], codes[1]) << what;
+    EXPECT_EQ(scales[0], scales[1]) << what;
+    EXPECT_EQ(chosen[0], chosen[1]) << what;
   }
 }
 
