@@ -292,7 +292,9 @@ TEST_F(QuantizedCheckpointTest, MixedPrecisionPerLayer) {
         expected = fp8.at(name);
       }
       EXPECT_EQ(CountBitMismatches(expected, Loaded(*q.weights, name), name + " " + dir), 0);
-      if (!mlp) EXPECT_EQ(linear.input.input_scale, RawScalar(raw, module + ".input_scale"));
+      if (!mlp) {
+        EXPECT_EQ(linear.input.input_scale, RawScalar(raw, module + ".input_scale"));
+      }
     }
   }
 }

@@ -208,7 +208,9 @@ TEST_F(Sampling, FirstTokenFrequenciesMatchSoftmax) {
     std::sort(sorted.begin(), sorted.end(), std::greater<>());
     // The threshold test below assumes no tie at the k-th logit (the sampler breaks those by
     // index; this reference would keep both).
-    if (top_k > 0) ASSERT_NE(sorted[top_k - 1], sorted[top_k]);
+    if (top_k > 0) {
+      ASSERT_NE(sorted[top_k - 1], sorted[top_k]);
+    }
     double total = 0;
     for (size_t v = 0; v < logits.size(); ++v) {
       if (top_k > 0 && logits[v] < sorted[top_k - 1]) continue;
@@ -227,7 +229,9 @@ TEST_F(Sampling, FirstTokenFrequenciesMatchSoftmax) {
     std::vector<int64_t> counts(logits.size(), 0);
     for (const auto& sequence : sequences) ++counts[sequence[1]];
     for (size_t v = 0; v < p.size(); ++v) {
-      if (p[v] == 0) EXPECT_EQ(counts[v], 0) << "token " << v << " is outside the top-k";
+      if (p[v] == 0) {
+        EXPECT_EQ(counts[v], 0) << "token " << v << " is outside the top-k";
+      }
     }
     int64_t dof = 0;
     const double chi2 = ChiSquare(counts, p, options.num_sequences, &dof);
