@@ -65,7 +65,8 @@ class Llama2cTokenizer final : public Tokenizer {
     std::vector<int32_t> out;
     if (text.empty()) return out;
     // Dummy prefix: a space in front, as SentencePiece's add_dummy_prefix.
-    const std::string word = " " + std::string(text);
+    // (append, not " " + std::string: GCC 12 warns falsely on one-character + string&&, PR 105329)
+    const std::string word = std::string(" ").append(text);
     std::vector<tok::Symbol> symbols;
     for (const tok::Symbol& cp : tok::SplitCodepoints(word)) {
       if (ids_.count(word.substr(cp.begin, cp.length))) {

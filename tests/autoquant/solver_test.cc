@@ -147,7 +147,7 @@ TEST(Solver, SpendsTheBudgetWithinTwoHundredthsWhenTheGridAllows) {
   ScoreTable scores;
   for (int g = 0; g < 80; ++g) {
     const int64_t n = g < 60 ? 4096 : 256;
-    groups.push_back({"g" + std::to_string(g),
+    groups.push_back({std::string("g").append(std::to_string(g)),
                       {"m"},
                       {n},
                       {""},
