@@ -53,7 +53,6 @@ namespace bf16_bounds {
 
 using D16 = hn::Full256<int16_t>;
 using DU32 = hn::Full256<uint32_t>;
-using DI32 = hn::Full256<int32_t>;
 using DF = hn::Full256<float>;
 using D64 = hn::Full256<uint64_t>;
 constexpr size_t kGroup = kNvfp4Group;
