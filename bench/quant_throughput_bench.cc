@@ -239,28 +239,24 @@ int Main(int argc, char** argv) {
       base_1, base_all, base_cpu, num_bytes * gb / read_cpu, num_bytes * gb / amax_cpu);
 
   std::vector<Entry> entries;
-  const auto nvfp4 = [&](const char* label, Nvfp4Options options, int64_t rows, int64_t ref_rows) {
-    entries.push_back(
-        {"NVFP4", label, rows, ref_rows,
-         [options](const TensorView& v, ThreadPool* p) { QuantizeNvfp4(v, options, p); },
-         [options](const TensorView& v, std::span<const float>) {
-           ReferenceQuantizeNvfp4(v, options);
-         }});
-  };
-  // The same into one Nvfp4Tensor kept across calls (QuantizeNvfp4Into): the output pages are
-  // touched once (the best of --reps excludes the first, cold call), as in a pipeline that
-  // streams tensors through one buffer. Fresh pages cost ~6 GB/s of first touch on this VM.
-  const auto nvfp4_reused = [&](const char* label, Nvfp4Options options, int64_t rows,
-                                int64_t ref_rows) {
-    auto out = std::make_shared<Nvfp4Tensor>();
-    entries.push_back(
-        {"NVFP4", label, rows, ref_rows,
-         [options, out](const TensorView& v, ThreadPool* p) {
-           QuantizeNvfp4Into(v, options, out.get(), p);
-         },
-         [options](const TensorView& v, std::span<const float>) {
-           ReferenceQuantizeNvfp4(v, options);
-         }});
+  // reuse_outputs: quantize into one Nvfp4Tensor kept across the calls (QuantizeNvfp4Into), so the
+  // output pages are touched once (the best of --reps excludes the first, cold call), as in a
+  // pipeline that streams tensors through one buffer. Fresh pages cost ~6 GB/s of first touch on
+  // this VM.
+  const auto nvfp4 = [&](const char* label, Nvfp4Options options, int64_t rows, int64_t ref_rows,
+                         bool reuse_outputs = false) {
+    auto out = reuse_outputs ? std::make_shared<Nvfp4Tensor>() : nullptr;
+    entries.push_back({"NVFP4", label, rows, ref_rows,
+                       [options, out](const TensorView& v, ThreadPool* p) {
+                         if (out != nullptr) {
+                           QuantizeNvfp4Into(v, options, out.get(), p);
+                         } else {
+                           QuantizeNvfp4(v, options, p);
+                         }
+                       },
+                       [options](const TensorView& v, std::span<const float>) {
+                         ReferenceQuantizeNvfp4(v, options);
+                       }});
   };
   Nvfp4Options o;
   nvfp4("max", o, flags.rows, flags.ref_rows);
@@ -271,8 +267,8 @@ int Main(int argc, char** argv) {
   o = Nvfp4Options{};
   o.algorithm = BlockScaleAlgorithm::kFourOverSix;
   nvfp4("four_over_six", o, flags.rows, flags.ref_rows);
-  nvfp4_reused("max, outputs reused", Nvfp4Options{}, flags.rows, flags.ref_rows);
-  nvfp4_reused("4/6, outputs reused", o, flags.rows, flags.ref_rows);
+  nvfp4("max, outputs reused", Nvfp4Options{}, flags.rows, flags.ref_rows, true);
+  nvfp4("4/6, outputs reused", o, flags.rows, flags.ref_rows, true);
   for (const auto& [label, element] :
        {std::pair{"MXFP4", MxElement::kE2M1}, std::pair{"MXFP8", MxElement::kE4M3}}) {
     if (flags.nvfp4_only) break;

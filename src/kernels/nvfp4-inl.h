@@ -448,16 +448,13 @@ void QuantizeNvfp4Blocks(const T* HWY_RESTRICT in, size_t num_blocks,
                       chosen != nullptr ? chosen + b0 : nullptr);
   }
   if (b0 == num_blocks) return;
-  // Last partial group: through zero-padded copies (the padding blocks are computed, not stored).
-  const size_t nb = num_blocks - b0;
-  HWY_ALIGN T tail_in[kNvfp4Group * kNvfp4Block] = {};
-  HWY_ALIGN uint8_t tail_codes[kNvfp4Group * 8], tail_scales[kNvfp4Group],
-      tail_chosen[kNvfp4Group];
-  std::memcpy(tail_in, in + b0 * kNvfp4Block, nb * kNvfp4Block * sizeof(T));
-  QuantizeGroupAVX3(tail_in, p, num_candidates, tail_codes, tail_scales, tail_chosen);
-  std::memcpy(codes + b0 * 8, tail_codes, nb * 8);
-  std::memcpy(scales + b0, tail_scales, nb);
-  if (chosen != nullptr) std::memcpy(chosen + b0, tail_chosen, nb);
+  QuantizePartialGroup(in + b0 * kNvfp4Block, num_blocks - b0, codes + b0 * 8, scales + b0,
+                       chosen != nullptr ? chosen + b0 : nullptr,
+                       [&](const T* group_in, uint8_t* group_codes, uint8_t* group_scales,
+                           uint8_t* group_chosen) {
+                         QuantizeGroupAVX3(group_in, p, num_candidates, group_codes,
+                                           group_scales, group_chosen);
+                       });
 }
 
 #else  // !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)

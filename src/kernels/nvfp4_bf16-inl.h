@@ -344,8 +344,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   if (chosen != nullptr) StoreBytes16(best_index, chosen);
 }
 
-// All blocks at `in`: whole groups, then the last partial group through zero-padded copies (its
-// padding blocks are computed, not stored).
+// All blocks at `in`: whole groups, then the last partial group (QuantizePartialGroup).
 template <size_t kCandidates>
 void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nvfp4KernelParams& p,
                     size_t num_candidates, uint8_t* HWY_RESTRICT codes,
@@ -371,16 +370,14 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
   }
   const size_t b0 = num_groups * kGroup;
   if (b0 == num_blocks) return;
-  const size_t nb = num_blocks - b0;
-  HWY_ALIGN uint16_t tail_in[kGroup * 16] = {};
-  HWY_ALIGN uint8_t tail_codes[kGroup * 8], tail_scales[kGroup], tail_chosen[kGroup];
-  std::memcpy(tail_in, in + b0 * 16, nb * 16 * sizeof(uint16_t));
-  PlanGroup(tail_in, p, num_candidates, &plans[0]);
-  QuantizeGroup<kCandidates>(tail_in, p, num_candidates, plans[0], tail_codes, tail_scales,
-                             tail_chosen);
-  std::memcpy(codes + b0 * 8, tail_codes, nb * 8);
-  std::memcpy(scales + b0, tail_scales, nb);
-  if (chosen != nullptr) std::memcpy(chosen + b0, tail_chosen, nb);
+  QuantizePartialGroup(in + b0 * 16, num_blocks - b0, codes + b0 * 8, scales + b0,
+                       chosen != nullptr ? chosen + b0 : nullptr,
+                       [&](const uint16_t* group_in, uint8_t* group_codes, uint8_t* group_scales,
+                           uint8_t* group_chosen) {
+                         PlanGroup(group_in, p, num_candidates, &plans[0]);
+                         QuantizeGroup<kCandidates>(group_in, p, num_candidates, plans[0],
+                                                    group_codes, group_scales, group_chosen);
+                       });
 }
 
 }  // namespace bf16_bounds

@@ -1,5 +1,6 @@
-// Block-scale math shared by the NVFP4 kernels (nvfp4-inl.h, nvfp4_bf16-inl.h): the formulas of
-// nvfp4_kernels.h vectorized across a group of 16 blocks, and E4M3 rounding on float32 bits.
+// Shared by the NVFP4 kernels (nvfp4-inl.h, nvfp4_bf16-inl.h): the block-scale formulas of
+// nvfp4_kernels.h vectorized across a group of 16 blocks, E4M3 rounding on float32 bits, and the
+// last partial group of a run through zero-padded copies.
 
 #if defined(QF_KERNELS_NVFP4_SCALES_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QF_KERNELS_NVFP4_SCALES_INL_H_
@@ -10,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "hwy/highway.h"
 #include "src/kernels/nvfp4_kernels.h"
@@ -77,6 +79,24 @@ HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
     hn::Store(value, df, out->value + i);
     hn::Store(hn::Mul(value, hn::Set(df, p.global_scale)), df, out->divisor + i);
   }
+}
+
+// The last nb (< 16) blocks at `in` as one group: copied into a zero-padded group, quantized by
+// quantize_group(group_in, group_codes, group_scales, group_chosen), and only the nb real blocks'
+// outputs stored (the padding blocks are computed, not stored). `chosen` may be nullptr.
+template <typename T, class QuantizeGroupFn>
+HWY_INLINE void QuantizePartialGroup(const T* HWY_RESTRICT in, size_t nb,
+                                     uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales,
+                                     uint8_t* HWY_RESTRICT chosen,
+                                     const QuantizeGroupFn& quantize_group) {
+  HWY_ALIGN T group_in[kNvfp4Group * kNvfp4Block] = {};
+  HWY_ALIGN uint8_t group_codes[kNvfp4Group * 8], group_scales[kNvfp4Group],
+      group_chosen[kNvfp4Group];
+  std::memcpy(group_in, in, nb * kNvfp4Block * sizeof(T));
+  quantize_group(group_in, group_codes, group_scales, group_chosen);
+  std::memcpy(codes, group_codes, nb * 8);
+  std::memcpy(scales, group_scales, nb);
+  if (chosen != nullptr) std::memcpy(chosen, group_chosen, nb);
 }
 
 }  // namespace HWY_NAMESPACE

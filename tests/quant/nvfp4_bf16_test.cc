@@ -23,11 +23,7 @@
 namespace qf {
 namespace {
 
-uint32_t Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
+using nvfp4_test::Bits;
 
 // The smallest and the largest global scale of the exact regime (divisors down to a subnormal,
 // ~2^-149, and up to 448 * 292.57 just below 2^17), and their neighbours outside it.
