@@ -5,8 +5,9 @@
 // bounds that |x| exceeds (16-bit integer compares, 16 elements per 256-bit vector), the sign bit
 // is "x negative and not -0". The work per group of 16 blocks:
 //   1. block amaxes: a transposing max tree over the 16 blocks' |x| bits;
-//   2. block scales: ComputeGroupScales (shared with the division kernels), 8 lanes at a time,
-//      one group ahead of the codes;
+//   2. block scales, one group ahead of the codes: looked up by block amax in the tensor's
+//      Nvfp4ScaleCodeTable (nvfp4_scale_codes.h), or ComputeGroupScales (shared with the division
+//      kernels) without one or with more than two candidates;
 //   3. codes: per block a binary search over the 7 bound vectors of the scale's row; packing of
 //      four blocks at once (pair sums c0 + 16 c1, two saturating packs, one lane permute);
 //   4. with several candidates, the loss of each block, sum((|x| - magnitude[code])^2) in the
@@ -18,7 +19,8 @@
 // target's mask compare back into the same instruction; 512-bit compares into masks share one
 // port.
 // Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
-// 8.5 GB/s of BF16, four_over_six 2.0 -> 2.8.
+// 8.8 GB/s of BF16, four_over_six 2.0 -> 2.8 with the bounds; 9.9 and 3.3 with the scale-code
+// table, Select's ternlog and the unrolled candidate loops.
 //
 // Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps) nor a two-source
 // saturating 16 -> 8 bit pack (packuswb), its TableLookupLanes wants indices below 8 where vpermps
@@ -40,6 +42,7 @@
 #include "hwy/highway.h"
 #include "src/kernels/nvfp4_bounds.h"
 #include "src/kernels/nvfp4_kernels.h"
+#include "src/kernels/nvfp4_scale_codes.h"
 #include "src/kernels/nvfp4_scales-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -89,9 +92,10 @@ HWY_INLINE V ToBlockOrder8(V v) {
   return hn::TableLookupLanes(v, hn::SetTableIndices(hn::DFromV<V>(), kBlockOrder));
 }
 
-// amax[j] = max |x| of block j (as float32) for the 16 blocks at `in`: a transposing max tree
-// over their |x| bits (BF16 magnitudes compare as int16).
-HWY_INLINE void GroupAmax(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT amax) {
+// The max |x| bits of the 16 blocks at `in`, in the low 16 bits of 32-bit lanes (the upper 16
+// bits unspecified), 8 blocks per vector in the trees' lane order: a transposing max tree over
+// their |x| bits (BF16 magnitudes compare as int16).
+HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, hn::Vec256<uint32_t>* half) {
   const D16 d;
   const D64 d64;
   const DU32 du;
@@ -114,15 +118,28 @@ HWY_INLINE void GroupAmax(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT a
                    hn::BitCast(d, hn::InterleaveUpper(d64, a, b)));
   }
   for (size_t h = 0; h < 2; ++h) {
-    // Two partials per 32-bit lane (lanes in the trees' order), then the max of the two halves
-    // in the low half, shifted up into float32 bits.
+    // Two partials per 32-bit lane, then the max of the two halves in the low half.
     hn::Vec256<float> even, odd;
     EvenOdd32(hn::BitCast(df, z[2 * h]), hn::BitCast(df, z[2 * h + 1]), &even, &odd);
     const auto pairs = hn::BitCast(du, hn::Max(hn::BitCast(d, even), hn::BitCast(d, odd)));
     const auto maxima = hn::Max(hn::BitCast(d, pairs), hn::BitCast(d, hn::ShiftRight<16>(pairs)));
-    const auto bits = hn::ShiftLeft<16>(hn::BitCast(du, maxima));
-    hn::Store(ToBlockOrder8(hn::BitCast(df, bits)), df, amax + 8 * h);
+    half[h] = hn::BitCast(du, maxima);
   }
+}
+
+// Block j's lane in the trees' order (kBlockOrder[j % 8] in the half j / 8).
+constexpr size_t TreeLane(size_t j) { return (j & 8) + static_cast<size_t>(kBlockOrder[j & 7]); }
+
+// mask ? yes : no per 16-bit lane (mask lanes all ones or zero). On AVX-512 targets one vpternlog
+// that overwrites `no` (a bound just loaded) rather than the mask, which later compares still
+// read: Highway's IfVecThenElse overwrites the mask, so the compiler copies it first.
+HWY_INLINE hn::Vec256<int16_t> Select(hn::Vec256<int16_t> mask, hn::Vec256<int16_t> yes,
+                                      hn::Vec256<int16_t> no) {
+#if HWY_TARGET <= HWY_AVX3
+  return hn::Vec256<int16_t>{_mm256_ternarylogic_epi32(no.raw, mask.raw, yes.raw, 0xB8)};
+#else
+  return hn::IfVecThenElse(mask, yes, no);
+#endif
 }
 
 // E2M1 magnitude codes (0..7) of one block's |x| bits under a bounds row: the code is the number
@@ -136,10 +153,10 @@ HWY_INLINE hn::Vec256<int16_t> MagnitudeCodes(hn::Vec256<int16_t> abs_bits,
     return hn::VecFromMask(d, hn::Gt(abs_bits, b));
   };
   const auto bit2 = exceeds(bound(3));
-  const auto bit1 = exceeds(hn::IfVecThenElse(bit2, bound(5), bound(1)));
-  const auto low = hn::IfVecThenElse(bit1, bound(2), bound(0));
-  const auto high = hn::IfVecThenElse(bit1, bound(6), bound(4));
-  const auto bit0 = exceeds(hn::IfVecThenElse(bit2, high, low));
+  const auto bit1 = exceeds(Select(bit2, bound(5), bound(1)));
+  const auto low = Select(bit1, bound(2), bound(0));
+  const auto high = Select(bit1, bound(6), bound(4));
+  const auto bit0 = exceeds(Select(bit2, high, low));
   return hn::Or(hn::Or(hn::And(bit2, hn::Set(d, 4)), hn::And(bit1, hn::Set(d, 2))),
                 hn::And(bit0, hn::Set(d, 1)));
 }
@@ -230,12 +247,13 @@ HWY_INLINE hn::Vec256<float> Finish(const hn::Vec256<float>* w) {
   return hn::Add(even, odd);
 }
 
-// What a group needs before its codes: block amaxes and the scales of the first candidates
-// (a long dependency chain with two divisions, computed one group ahead so that it overlaps
-// with the previous group's codes).
+// What a group needs before its codes: the scale codes of the first candidates (with block
+// amaxes as float32 for the others). Computed one group ahead, so that the chain from the loads
+// to the scale codes (a table lookup, or two divisions) overlaps with the previous group's codes.
 constexpr size_t kPlannedCandidates = 2;
 struct GroupPlan {
   HWY_ALIGN float amax[kGroup];
+  HWY_ALIGN uint32_t amax_bits[kGroup];  // trees' lane order
   GroupScales scales[kPlannedCandidates];
 };
 
@@ -245,9 +263,27 @@ HWY_INLINE float Candidate(const Nvfp4KernelParams& p, size_t k) {
 
 HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                           size_t num_candidates, GroupPlan* plan) {
-  GroupAmax(in, plan->amax);
+  const DU32 du;
+  const DF df;
+  hn::Vec256<uint32_t> half[2];
+  GroupAmaxLanes(in, half);
+  const Nvfp4ScaleCodeTable* table = p.bf16_scale_codes;
+  if (table != nullptr && num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates) {
+    for (size_t h = 0; h < 2; ++h) {
+      hn::Store(hn::And(half[h], hn::Set(du, 0xFFFFu)), du, plan->amax_bits + 8 * h);
+    }
+    for (size_t k = 0; k < num_candidates; ++k) {
+      for (size_t j = 0; j < kGroup; ++j) {
+        plan->scales[k].code[j] = table->code[k][plan->amax_bits[TreeLane(j)]];
+      }
+    }
+    return;
+  }
+  for (size_t h = 0; h < 2; ++h) {
+    hn::Store(ToBlockOrder8(hn::BitCast(df, hn::ShiftLeft<16>(half[h]))), df, plan->amax + 8 * h);
+  }
   for (size_t k = 0; k < num_candidates && k < kPlannedCandidates; ++k) {
-    ComputeGroupScales(DF(), plan->amax, p, Candidate(p, k), &plan->scales[k]);
+    ComputeGroupScales(df, plan->amax, p, Candidate(p, k), &plan->scales[k]);
   }
 }
 
@@ -295,12 +331,15 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   HWY_ALIGN uint32_t best_scale[kGroup], best_index[kGroup];
   hn::Vec256<float> best_loss[2] = {hn::Zero(df), hn::Zero(df)};
   GroupScales unplanned;
+#pragma GCC unroll 2
   for (size_t k = 0; k < num_candidates; ++k) {
     if (k >= kPlannedCandidates) ComputeGroupScales(df, plan.amax, p, Candidate(p, k), &unplanned);
     const GroupScales& group = k < kPlannedCandidates ? plan.scales[k] : unplanned;
     uint32_t better_bits = 0;
+#pragma GCC unroll 2
     for (size_t h = 0; h < 2; ++h) {
       hn::Vec256<float> w_even[4], w_odd[4];
+#pragma GCC unroll 4
       for (size_t i = 0; i < 8; i += 2) {
         hn::Vec256<float> e2_even[2], e2_odd[2];
         for (size_t t = 0; t < 2; ++t) {

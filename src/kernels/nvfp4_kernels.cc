@@ -12,6 +12,7 @@
 namespace qf {
 HWY_EXPORT(QuantizeNvfp4BlocksF32);
 HWY_EXPORT(QuantizeNvfp4BlocksBF16);
+HWY_EXPORT(BuildNvfp4ScaleCodes);
 
 void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& params,
                             std::span<uint8_t> codes, std::span<uint8_t> scales,
@@ -25,6 +26,11 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
                              std::span<uint8_t> chosen) {
   HWY_DYNAMIC_DISPATCH(QuantizeNvfp4BlocksBF16)(in.data(), in.size() / 16, params, codes.data(),
                                                 scales.data(), chosen.empty() ? nullptr : chosen.data());
+}
+
+void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
+                          Nvfp4ScaleCodeTable* table) {
+  HWY_DYNAMIC_DISPATCH(BuildNvfp4ScaleCodes)(params, max_bits, table);
 }
 
 }  // namespace qf

@@ -19,7 +19,8 @@
 
 namespace qf {
 
-struct Nvfp4DecisionTable;  // nvfp4_bounds.h
+struct Nvfp4DecisionTable;   // nvfp4_bounds.h
+struct Nvfp4ScaleCodeTable;  // nvfp4_scale_codes.h
 
 struct Nvfp4KernelParams {
   bool dynamic_scales = true;       // Model Optimizer's dynamic formula (one candidate)
@@ -33,6 +34,10 @@ struct Nvfp4KernelParams {
   // BF16 inputs: the decision bounds of global_scale (nvfp4_bounds.h), or nullptr. Where set,
   // the x86 AVX2 / AVX-512 targets quantize without division; results are identical.
   const Nvfp4DecisionTable* bf16_table = nullptr;
+  // With bf16_table: the block-scale codes by BF16 block amax (nvfp4_scale_codes.h), or nullptr
+  // (the scales are then computed per block). Must cover the input's amax and, for static
+  // scales, every candidate (at most Nvfp4ScaleCodeTable::kMaxCandidates of them).
+  const Nvfp4ScaleCodeTable* bf16_scale_codes = nullptr;
 };
 
 // `in` holds num_blocks * 16 values (rows already zero-padded to whole blocks). Outputs:
@@ -45,5 +50,11 @@ void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& 
 void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelParams& params,
                              std::span<uint8_t> codes, std::span<uint8_t> scales,
                              std::span<uint8_t> chosen);
+
+
+// Fills table->code[k][a] for a in [0, max_bits] and every candidate k of `params` (one for
+// dynamic scales; at most Nvfp4ScaleCodeTable::kMaxCandidates), and sets table->max_bits.
+void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
+                          Nvfp4ScaleCodeTable* table);
 
 }  // namespace qf

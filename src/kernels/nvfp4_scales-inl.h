@@ -15,6 +15,7 @@
 
 #include "hwy/highway.h"
 #include "src/kernels/nvfp4_kernels.h"
+#include "src/kernels/nvfp4_scale_codes.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace qf {
@@ -79,6 +80,31 @@ HWY_INLINE void ComputeGroupScales(DF df, const float* HWY_RESTRICT amax,
     hn::Store(value, df, out->value + i);
     hn::Store(hn::Mul(value, hn::Set(df, p.global_scale)), df, out->divisor + i);
   }
+}
+
+// Nvfp4ScaleCodeTable (nvfp4_scale_codes.h): ComputeGroupScales over the BF16 magnitudes
+// themselves as block amaxes, 16 at a time.
+inline void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& p, uint16_t max_bits,
+                                 Nvfp4ScaleCodeTable* table) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+  HWY_ALIGN float amax[kNvfp4Group];
+  GroupScales group;
+  // max_bits <= 0x7F7F (finite), so every pattern of the last group of 16 is below 0x8000.
+  for (uint32_t a0 = 0; a0 <= max_bits; a0 += kNvfp4Group) {
+    for (size_t i = 0; i < kNvfp4Group; i += hn::Lanes(df)) {
+      const auto bits = hn::Iota(du, static_cast<uint32_t>(a0 + i));
+      hn::Store(hn::BitCast(df, hn::ShiftLeft<16>(bits)), df, amax + i);
+    }
+    for (size_t k = 0; k < num_candidates && k < Nvfp4ScaleCodeTable::kMaxCandidates; ++k) {
+      ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[k], &group);
+      for (size_t j = 0; j < kNvfp4Group; ++j) {
+        table->code[k][a0 + j] = static_cast<uint8_t>(group.code[j]);
+      }
+    }
+  }
+  table->max_bits = max_bits;
 }
 
 // The last nb (< 16) blocks at `in` as one group: copied into a zero-padded group, quantized by

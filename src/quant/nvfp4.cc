@@ -9,8 +9,10 @@
 // that depends on the data only, and every block is computed on its own, so the bytes do not
 // depend on the thread count.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "quantforge/quantize.h"
 #include "src/kernels/nvfp4_bounds.h"
 #include "src/kernels/nvfp4_kernels.h"
+#include "src/kernels/nvfp4_scale_codes.h"
 #include "src/quant/tensor_ops.h"
 
 namespace qf {
@@ -209,9 +212,18 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
   }
   params.candidates = candidates;
   // BF16 whole blocks: the division-free kernels' decision bounds, when g allows them.
+  // With them, for max and four_over_six, the block-scale codes by block amax up to the
+  // tensor's own amax (exact in BF16: it is one of the elements).
   Nvfp4DecisionTable bf16_table;
+  std::unique_ptr<Nvfp4ScaleCodeTable> bf16_scale_codes;
   if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0 && bf16_table.Build(g)) {
     params.bf16_table = &bf16_table;
+    if (candidates.size() <= Nvfp4ScaleCodeTable::kMaxCandidates) {
+      bf16_scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
+      BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(std::bit_cast<uint32_t>(own_amax) >> 16),
+                           bf16_scale_codes.get());
+      params.bf16_scale_codes = bf16_scale_codes.get();
+    }
   }
 
   out.global_scale = g;

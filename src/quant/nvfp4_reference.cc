@@ -42,23 +42,6 @@ float ElementAt(const TensorView& tensor, int64_t i) {
   return tensor.dtype == DType::kBF16 ? DecodeBF16(bits) : DecodeFP16(bits);
 }
 
-// E4M3 block scale of the static path for a candidate block amax.
-uint8_t StaticBlockScale(float candidate_amax, float norm, float global_amax_over_6) {
-  float per_block_scale = candidate_amax / 6.0f;
-  if (per_block_scale == 0.0f) per_block_scale = 1.0f;
-  float s = (per_block_scale * norm) / global_amax_over_6;
-  s = std::fmin(std::fmax(s, kE4M3MinSubnormal), kE4M3Max);
-  return EncodeE4M3(s);
-}
-
-// E4M3 block scale of the dynamic path.
-uint8_t DynamicBlockScale(float block_amax, float six_g) {
-  float s = block_amax / six_g;
-  if (s == 0.0f) s = 1.0f;
-  s = std::fmin(std::fmax(s, kE4M3MinSubnormal), kE4M3Max);
-  return EncodeE4M3(s);
-}
-
 // Encodes 16 values under one block scale; returns the block loss.
 float EncodeBlock(const float* w, uint8_t scale_code, float g, uint8_t* codes) {
   const float s = DecodeE4M3(scale_code);
@@ -74,6 +57,21 @@ float EncodeBlock(const float* w, uint8_t scale_code, float g, uint8_t* codes) {
 }
 
 }  // namespace
+
+uint8_t ReferenceStaticBlockScale(float candidate_amax, float norm, float global_amax_over_6) {
+  float per_block_scale = candidate_amax / 6.0f;
+  if (per_block_scale == 0.0f) per_block_scale = 1.0f;
+  float s = (per_block_scale * norm) / global_amax_over_6;
+  s = std::fmin(std::fmax(s, kE4M3MinSubnormal), kE4M3Max);
+  return EncodeE4M3(s);
+}
+
+uint8_t ReferenceDynamicBlockScale(float block_amax, float six_g) {
+  float s = block_amax / six_g;
+  if (s == 0.0f) s = 1.0f;
+  s = std::fmin(std::fmax(s, kE4M3MinSubnormal), kE4M3Max);
+  return EncodeE4M3(s);
+}
 
 float ReferenceBlockLoss(std::span<const float, 16> e) {
   float p[8], r[4], t[2];
@@ -157,8 +155,8 @@ Nvfp4Tensor ReferenceQuantizeNvfp4(const TensorView& tensor, const Nvfp4Options&
 
     uint8_t best_scale;
     if (candidates.empty()) {
-      best_scale = is_static ? StaticBlockScale(block_amax, norm, global_amax_over_6)
-                             : DynamicBlockScale(block_amax, six_g);
+      best_scale = is_static ? ReferenceStaticBlockScale(block_amax, norm, global_amax_over_6)
+                             : ReferenceDynamicBlockScale(block_amax, six_g);
       EncodeBlock(block, best_scale, g, best_codes);
     } else {
       float best_loss = 0.0f;
@@ -166,7 +164,7 @@ Nvfp4Tensor ReferenceQuantizeNvfp4(const TensorView& tensor, const Nvfp4Options&
       for (size_t k = 0; k < candidates.size(); ++k) {
         const float candidate_amax =
             fixed_candidates ? global_amax * candidates[k] : block_amax * candidates[k];
-        const uint8_t scale = StaticBlockScale(candidate_amax, norm, global_amax_over_6);
+        const uint8_t scale = ReferenceStaticBlockScale(candidate_amax, norm, global_amax_over_6);
         const float loss = EncodeBlock(block, scale, g, codes);
         if (k == 0 || loss < best_loss) {  // strict: ties keep the first candidate
           best_loss = loss;

@@ -7,6 +7,7 @@
 // SIMD, no threads, no shortcuts.
 #pragma once
 
+#include <cstdint>
 #include <span>
 
 #include "quantforge/quantize.h"
@@ -20,6 +21,13 @@ Nvfp4Tensor ReferenceQuantizeNvfp4(const TensorView& tensor, const Nvfp4Options&
 
 // out.size() must be rows * cols; value = (DecodeE2M1(code) * DecodeE4M3(scale)) * global_scale.
 void ReferenceDequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out);
+
+// E4M3 block-scale codes: dynamic, s = block_amax / six_g; static, for a candidate block amax
+// (block amax times the candidate multiplier, or the candidate itself with fp8_scale_sweep),
+// s = ((candidate_amax / 6) * norm) / global_amax_over_6; then a zero s becomes 1, the clamp to
+// [2^-9, 448] and EncodeE4M3.
+uint8_t ReferenceDynamicBlockScale(float block_amax, float six_g);
+uint8_t ReferenceStaticBlockScale(float candidate_amax, float norm, float global_amax_over_6);
 
 // The per-block loss of the scale search: sum over the 16 elements of (w - deq)^2 in float32,
 // added in the fixed tree order p[i] = e[i] + e[i+8], r[i] = p[i] + p[i+4], t[i] = r[i] + r[i+2],

@@ -2,11 +2,12 @@
 // scalar spec: the decision bounds exhaustively (every BF16 magnitude under every E4M3 scale code
 // for global scales across the whole regime, both of its ends included), the regime's edges,
 // the kernels on every Highway target against the reference for tensors on both sides of those
-// edges and against the division kernels directly, and the reuse of an output tensor by
-// QuantizeNvfp4Into.
+// edges and against the division kernels directly, the block-scale code table exhaustively, and
+// the reuse of an output tensor by QuantizeNvfp4Into.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "quantforge/thread_pool.h"
 #include "src/kernels/nvfp4_bounds.h"
 #include "src/kernels/nvfp4_kernels.h"
+#include "src/kernels/nvfp4_scale_codes.h"
 #include "src/quant/nvfp4_reference.h"
 #include "tests/quant/nvfp4_test_util.h"
 
@@ -85,6 +87,51 @@ TEST(Nvfp4Bounds, RefusesGlobalScalesOutsideTheExactRegime) {
   EXPECT_TRUE(table.Build(kSmallestG));      // 2^-9 g rounds up to 2^-149
   EXPECT_FALSE(table.Build(kBelowRegimeG));  // 2^-9 g = 2^-150 rounds to 0
   EXPECT_FALSE(table.Build(0.0f));
+}
+
+// Every entry up to max_bits of the block-scale code table equals the reference's scale for that
+// BF16 block amax: dynamic scales for every global scale above, static ones (max, 448 and 256;
+// four_over_six's two candidates; the mse sweep's first two) for amaxes of real weights and both
+// regime ends.
+TEST(Nvfp4ScaleCodes, EveryEntryMatchesTheReferenceScale) {
+  const std::vector<float> one = {1.0f}, four_over_six = {1.0f, 1.5f}, mse_two = {0.25f, 0.3f};
+  for (const float g : kGlobalScales) {
+    Nvfp4KernelParams params;
+    params.global_scale = g;
+    params.six_global_scale = 6.0f * g;
+    auto table = std::make_unique<Nvfp4ScaleCodeTable>();
+    BuildNvfp4ScaleCodes(params, 0x7F7F, table.get());
+    EXPECT_EQ(table->max_bits, 0x7F7F);
+    for (uint32_t a = 0; a <= 0x7F7F; ++a) {
+      ASSERT_EQ(table->code[0][a],
+                ReferenceDynamicBlockScale(DecodeBF16(static_cast<uint16_t>(a)), 6.0f * g))
+          << "g " << g << " amax bits 0x" << std::hex << a;
+    }
+  }
+  for (const float amax : {3.0f, 0.0153f, 786000.0f, std::ldexp(1.0f, -129)}) {
+    for (const float norm : {448.0f, 256.0f}) {
+      for (const std::vector<float>* candidates : {&one, &four_over_six, &mse_two}) {
+        Nvfp4KernelParams params;
+        params.dynamic_scales = false;
+        params.global_scale = amax / (6.0f * norm);
+        params.global_amax_over_6 = amax / 6.0f;
+        params.norm = norm;
+        params.candidates = *candidates;
+        const uint16_t max_bits = static_cast<uint16_t>(Bits(amax) >> 16);
+        auto table = std::make_unique<Nvfp4ScaleCodeTable>();
+        BuildNvfp4ScaleCodes(params, max_bits, table.get());
+        for (size_t k = 0; k < candidates->size(); ++k) {
+          for (uint32_t a = 0; a <= max_bits; ++a) {
+            const float block_amax = DecodeBF16(static_cast<uint16_t>(a));
+            ASSERT_EQ(table->code[k][a],
+                      ReferenceStaticBlockScale(block_amax * (*candidates)[k], norm, amax / 6.0f))
+                << "amax " << amax << " norm " << norm << " candidate " << k << " amax bits 0x"
+                << std::hex << a;
+          }
+        }
+      }
+    }
+  }
 }
 
 using Nvfp4Bf16Test = hwy::TestWithParamTarget;
@@ -199,21 +246,28 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     params.candidates = *rule.candidates;
     Nvfp4DecisionTable table;
     ASSERT_TRUE(table.Build(params.global_scale));
+    // Scale codes up to the data's amax; where a rule has more candidates than the table holds,
+    // the kernels compute the scales instead, which the last variant also checks.
+    auto scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
+    BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(Bits(amax) >> 16), scale_codes.get());
     const bool search = rule.candidates->size() > 1;
-    std::vector<uint8_t> codes[2], scales[2], chosen[2];
-    for (int with_table = 0; with_table < 2; ++with_table) {
-      params.bf16_table = with_table ? &table : nullptr;
-      codes[with_table].assign(num_blocks * 8, 0xAA);
-      scales[with_table].assign(num_blocks, 0xAA);
-      chosen[with_table].assign(search ? num_blocks : 0, 0xAA);
-      QuantizeNvfp4BlocksBF16(bf16, params, codes[with_table], scales[with_table],
-                              chosen[with_table]);
+    // 0: division kernels; 1: bounds; 2: bounds and scale-code table.
+    std::vector<uint8_t> codes[3], scales[3], chosen[3];
+    for (int variant = 0; variant < 3; ++variant) {
+      params.bf16_table = variant >= 1 ? &table : nullptr;
+      params.bf16_scale_codes = variant == 2 ? scale_codes.get() : nullptr;
+      codes[variant].assign(num_blocks * 8, 0xAA);
+      scales[variant].assign(num_blocks, 0xAA);
+      chosen[variant].assign(search ? num_blocks : 0, 0xAA);
+      QuantizeNvfp4BlocksBF16(bf16, params, codes[variant], scales[variant], chosen[variant]);
     }
     const std::string what = "candidates " + std::to_string(rule.candidates->size()) + " norm " +
                              std::to_string(rule.norm);
-    EXPECT_EQ(codes[0], codes[1]) << what;
-    EXPECT_EQ(scales[0], scales[1]) << what;
-    EXPECT_EQ(chosen[0], chosen[1]) << what;
+    for (int variant = 1; variant < 3; ++variant) {
+      EXPECT_EQ(codes[0], codes[variant]) << what << " variant " << variant;
+      EXPECT_EQ(scales[0], scales[variant]) << what << " variant " << variant;
+      EXPECT_EQ(chosen[0], chosen[variant]) << what << " variant " << variant;
+    }
   }
 }
 

@@ -1,0 +1,26 @@
+// Block-scale codes of the BF16 NVFP4 kernels as a table over block amaxes.
+//
+// Given a tensor's scale parameters, a block's E4M3 scale code is a function of its max |x|
+// alone (nvfp4_kernels.h: s = a / six_g, or the static formula per candidate, then the zero
+// rule, the clamp and E4M3 rounding), and the max |x| of a BF16 block is one of at most 32,768
+// BF16 magnitudes. So per tensor one byte per BF16 magnitude pattern, up to the tensor's own amax,
+// replaces the float32 divisions and the rounding of every block (BuildNvfp4ScaleCodes,
+// nvfp4_kernels.h). Exact by construction: the entries come from the same vectorized formulas
+// (ComputeGroupScales) that the division kernels run per block.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qf {
+
+struct Nvfp4ScaleCodeTable {
+  static constexpr size_t kMaxCandidates = 2;  // max, or four_over_six's two
+  static constexpr size_t kEntries = 0x8000;   // BF16 magnitude bit patterns
+  // code[k][a]: the E4M3 scale code candidate k gives a block whose max |x| has the BF16 bits a,
+  // for a <= max_bits (the tensor's amax: no block exceeds it); the kernels read no other entry.
+  alignas(64) uint8_t code[kMaxCandidates][kEntries] = {};
+  uint16_t max_bits = 0;
+};
+
+}  // namespace qf
