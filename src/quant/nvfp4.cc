@@ -16,10 +16,6 @@
 #include <string>
 #include <vector>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include "quantforge/error.h"
 #include "quantforge/formats.h"
 #include "quantforge/quantize.h"
@@ -41,24 +37,11 @@ ErrorContext Where(const TensorView& tensor) {
 }
 
 // Sizes the output buffer `v` to n bytes, without writing them (ByteBuffer; the kernels write
-// every byte), reusing its capacity. Fresh large allocations are mmap'd pages that the kernels
-// first-touch; on Linux with transparent huge pages in "madvise" mode (as on the build machine)
-// asking for huge pages means one fault per 2 MiB instead of per 4 KiB: measured on this KVM
-// guest, the first touch of 320 MiB takes 165 ms with 4 KiB pages and 50 ms with huge pages.
-// Only advice: where it is refused (or THP is off) nothing changes, and the bytes never depend
-// on it.
+// every byte), reusing its capacity. Large fresh blocks come from ByteBuffer's cache of freed
+// ones, or else as huge-page-advised memory (byte_buffer.h).
 void ResizeOutput(ByteBuffer& v, size_t n) {
   v.clear();  // keeps the capacity; growing it then copies nothing
   v.reserve(n);
-#ifdef __linux__
-  constexpr uintptr_t kPage = 4096;
-  constexpr size_t kMinBytes = 4u << 20;  // two huge pages: below that there is nothing to gain
-  if (n >= kMinBytes) {
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(v.data()) + kPage - 1) & ~(kPage - 1);
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(v.data()) + n) & ~(kPage - 1);
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-  }
-#endif
   v.resize(n);
 }
 

@@ -1,0 +1,124 @@
+// The cache of freed large ByteBuffer blocks (include/quantforge/byte_buffer.h).
+//
+// Blocks are sized in 2 MiB classes and taken back only by a request of the same class, so a
+// block's size is always known from the class of the request that frees it. At most kSlots
+// blocks are held; the least recently freed goes first when the limit is exceeded. Freeing
+// happens outside the lock.
+#include "quantforge/byte_buffer.h"
+
+#include <cstdlib>
+#include <mutex>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+namespace qf {
+namespace {
+
+constexpr size_t kClassBytes = size_t{2} << 20;  // a huge page
+constexpr int kSlots = 64;
+
+size_t SizeClass(size_t bytes) { return (bytes + kClassBytes - 1) / kClassBytes * kClassBytes; }
+
+struct Cache {
+  std::mutex mutex;
+  struct Block {
+    void* p;
+    size_t bytes;
+  };
+  Block blocks[kSlots];  // [0, count): least recently freed first
+  int count = 0;
+  size_t cached_bytes = 0;
+  size_t limit = size_t{1} << 30;
+
+  void* PopOldest() {
+    void* p = blocks[0].p;
+    cached_bytes -= blocks[0].bytes;
+    for (int i = 1; i < count; ++i) blocks[i - 1] = blocks[i];
+    --count;
+    return p;
+  }
+  // Pops the least recently freed blocks into `out` until at most `bytes` are held; returns
+  // their number.
+  int EvictTo(size_t bytes, void** out) {
+    int n = 0;
+    while (count > 0 && cached_bytes > bytes) out[n++] = PopOldest();
+    return n;
+  }
+};
+
+// Never destroyed: buffers may be freed by other static destructors at exit.
+Cache& TheCache() {
+  static Cache* const cache = new Cache;
+  return *cache;
+}
+
+}  // namespace
+
+void* AllocateRecycledBlock(size_t bytes) {
+  const size_t size = SizeClass(bytes);
+  Cache& cache = TheCache();
+  {
+    const std::lock_guard<std::mutex> lock(cache.mutex);
+    for (int i = cache.count - 1; i >= 0; --i) {  // the most recently freed of the class
+      if (cache.blocks[i].bytes != size) continue;
+      void* p = cache.blocks[i].p;
+      for (int k = i + 1; k < cache.count; ++k) cache.blocks[k - 1] = cache.blocks[k];
+      --cache.count;
+      cache.cached_bytes -= size;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(kClassBytes, size);
+  if (p == nullptr) throw std::bad_alloc();
+#ifdef __linux__
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void FreeRecycledBlock(void* p, size_t bytes) noexcept {
+  const size_t size = SizeClass(bytes);
+  Cache& cache = TheCache();
+  void* evicted[kSlots + 1];
+  int n = 0;
+  {
+    const std::lock_guard<std::mutex> lock(cache.mutex);
+    if (size > cache.limit) {
+      evicted[n++] = p;
+    } else {
+      if (cache.count == kSlots) evicted[n++] = cache.PopOldest();
+      cache.blocks[cache.count++] = {p, size};
+      cache.cached_bytes += size;
+      n += cache.EvictTo(cache.limit, evicted + n);
+    }
+  }
+  for (int i = 0; i < n; ++i) std::free(evicted[i]);
+}
+
+size_t ByteBufferCacheLimit() {
+  Cache& cache = TheCache();
+  const std::lock_guard<std::mutex> lock(cache.mutex);
+  return cache.limit;
+}
+
+void SetByteBufferCacheLimit(size_t bytes) {
+  Cache& cache = TheCache();
+  void* evicted[kSlots];
+  int n = 0;
+  {
+    const std::lock_guard<std::mutex> lock(cache.mutex);
+    cache.limit = bytes;
+    n = cache.EvictTo(bytes, evicted);
+  }
+  for (int i = 0; i < n; ++i) std::free(evicted[i]);
+}
+
+size_t ByteBufferCachedBytes() {
+  Cache& cache = TheCache();
+  const std::lock_guard<std::mutex> lock(cache.mutex);
+  return cache.cached_bytes;
+}
+
+}  // namespace qf
