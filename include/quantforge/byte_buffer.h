@@ -28,7 +28,7 @@ inline constexpr size_t kMinRecycledBytes = size_t{1} << 20;
 // The cache of freed large blocks (byte_buffer.cc). Thread-safe.
 void* AllocateRecycledBlock(size_t bytes);            // throws std::bad_alloc
 void FreeRecycledBlock(void* p, size_t bytes) noexcept;
-size_t ByteBufferCacheLimit();                         // default 1 GiB
+size_t ByteBufferCacheLimit();                         // default 512 MiB
 void SetByteBufferCacheLimit(size_t bytes);            // 0 disables the cache (frees it)
 size_t ByteBufferCachedBytes();                        // currently held, not in use
 

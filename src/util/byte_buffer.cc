@@ -3,7 +3,8 @@
 // Blocks are sized in 2 MiB classes and taken back only by a request of the same class, so a
 // block's size is always known from the class of the request that frees it. At most kSlots
 // blocks are held; the least recently freed goes first when the limit is exceeded. Freeing
-// happens outside the lock.
+// happens outside the lock. An allocation that fails empties the cache and tries once more, so
+// under a memory limit the cache never makes a job fail that would have run without it.
 #include "quantforge/byte_buffer.h"
 
 #include <cstdlib>
@@ -30,7 +31,7 @@ struct Cache {
   Block blocks[kSlots];  // [0, count): least recently freed first
   int count = 0;
   size_t cached_bytes = 0;
-  size_t limit = size_t{1} << 30;
+  size_t limit = size_t{512} << 20;
 
   void* PopOldest() {
     void* p = blocks[0].p;
@@ -54,6 +55,17 @@ Cache& TheCache() {
   return *cache;
 }
 
+// Frees every cached block (outside the lock), keeping the limit.
+void FreeAll(Cache& cache) {
+  void* evicted[kSlots];
+  int n = 0;
+  {
+    const std::lock_guard<std::mutex> lock(cache.mutex);
+    n = cache.EvictTo(0, evicted);
+  }
+  for (int i = 0; i < n; ++i) std::free(evicted[i]);
+}
+
 }  // namespace
 
 void* AllocateRecycledBlock(size_t bytes) {
@@ -71,7 +83,11 @@ void* AllocateRecycledBlock(size_t bytes) {
     }
   }
   void* p = std::aligned_alloc(kClassBytes, size);
-  if (p == nullptr) throw std::bad_alloc();
+  if (p == nullptr) {  // under an address-space or memory limit: give the cache back, then retry
+    FreeAll(cache);
+    p = std::aligned_alloc(kClassBytes, size);
+    if (p == nullptr) throw std::bad_alloc();
+  }
 #ifdef __linux__
   madvise(p, size, MADV_HUGEPAGE);
 #endif

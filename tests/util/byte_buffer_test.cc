@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 namespace qf {
 namespace {
@@ -87,6 +91,37 @@ TEST_F(ByteBufferCacheTest, GrowingCopiesTheContents) {
   for (size_t i = 0; i < kLarge; ++i) ok &= v[i] == static_cast<uint8_t>(i * 31);
   EXPECT_TRUE(ok);
   EXPECT_EQ(v[v.size() - 1], 0);
+}
+
+// In a child process: the cache holds 200 MiB, the address space is limited to what is mapped
+// plus 100 MiB, then a 250 MiB buffer of another size class is asked for. Exits 0 when it came.
+[[noreturn]] void AllocateUnderAddressSpaceLimit() {
+  { ByteBuffer cached(size_t{200} << 20); }
+  long pages = 0;
+  FILE* statm = std::fopen("/proc/self/statm", "r");
+  if (statm == nullptr || std::fscanf(statm, "%ld", &pages) != 1) std::_Exit(2);
+  std::fclose(statm);
+  rlimit limit{};
+  limit.rlim_cur = static_cast<rlim_t>(pages) * 4096 + (rlim_t{100} << 20);
+  limit.rlim_max = limit.rlim_cur;
+  if (setrlimit(RLIMIT_AS, &limit) != 0) std::_Exit(3);
+  try {
+    ByteBuffer big(size_t{250} << 20);
+    std::_Exit(big.size() == (size_t{250} << 20) ? 0 : 4);
+  } catch (const std::bad_alloc&) {
+    std::_Exit(5);
+  }
+}
+
+// Under an address-space limit, an allocation that only fits once the cache is given back
+// succeeds: the cache never fails a job that would have run without it. (Not under
+// AddressSanitizer, whose shadow memory needs the address space.)
+TEST_F(ByteBufferCacheTest, FailedAllocationFirstGivesTheCacheBack) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "RLIMIT_AS and AddressSanitizer do not mix";
+#else
+  EXPECT_EXIT(AllocateUnderAddressSpaceLimit(), ::testing::ExitedWithCode(0), "");
+#endif
 }
 
 }  // namespace
