@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "quantforge/byte_buffer.h"
 #include "quantforge/quantize.h"
 #include "quantforge/synth.h"
 #include "quantforge/thread_pool.h"
@@ -190,6 +191,7 @@ Flags ParseFlags(int argc, char** argv) {
 
 int Main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
+  SetByteBufferCacheLimit(size_t{512} << 20);  // as the quantforge CLI does (byte_buffer.h)
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines appear as they are measured, even in a file
   ThreadPool one(1), all(0);
   const int64_t n = flags.rows * flags.cols;
@@ -246,8 +248,9 @@ int Main(int argc, char** argv) {
   // reuse_outputs: quantize into one Nvfp4Tensor kept across the calls (QuantizeNvfp4Into), as a
   // caller streaming tensors through one buffer would. Otherwise every call returns a new
   // Nvfp4Tensor, whose buffers ByteBuffer's cache recycles from the previous call's (freed at
-  // the end of the call), as in a pipeline; the best of --reps excludes the first, cold call
-  // (fresh pages cost ~6 GB/s of first touch on this VM).
+  // the end of the call): the cache's best case, as for a pipeline's tensors of repeating
+  // shapes. The best of --reps excludes the first, cold call (fresh pages cost ~6 GB/s of first
+  // touch on this VM).
   const auto nvfp4 = [&](const char* label, Nvfp4Options options, int64_t rows, int64_t ref_rows,
                          bool reuse_outputs = false) {
     auto out = reuse_outputs ? std::make_shared<Nvfp4Tensor>() : nullptr;

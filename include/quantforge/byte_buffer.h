@@ -5,12 +5,14 @@
 //   with a value still fill): the quantizers write every byte of their outputs, so sizing them
 //   costs no extra pass over memory (a zero-fill was a fifth of a 2-thread NVFP4 call on 1 GiB
 //   of BF16). Code that fills only some bytes must size with resize(n, 0).
-// - Blocks of at least kMinRecycledBytes are recycled: a freed one goes to a process-wide cache
-//   (at most ByteBufferCacheLimit() bytes, least recently freed evicted first) and the next
+// - Blocks of at least kMinRecycledBytes can be recycled: while the cache is enabled
+//   (SetByteBufferCacheLimit; off by default, the quantforge CLI turns it on), a freed one goes
+//   to a process-wide cache (at most the limit, least recently freed evicted first) and the next
 //   request of the same size class (2 MiB multiples, advised as huge pages on Linux) takes it
-//   back, with its old bytes. A pipeline that quantizes tensor after tensor then no longer pays
-//   the kernel's first touch of fresh pages (zeroing, faults: 40 ms of a 105 ms NVFP4 call on
-//   1 GiB of BF16 on 2 threads), the same way PyTorch's caching allocator spares its users.
+//   back, with its old bytes. A pipeline that quantizes tensors of repeating shapes then no
+//   longer pays the kernel's first touch of fresh pages (zeroing, faults: 40 ms of a 105 ms NVFP4
+//   call on 1 GiB of BF16 on 2 threads), as PyTorch's caching allocator spares its users. Off
+//   under AddressSanitizer, whose quarantine must see every free.
 #pragma once
 
 #include <cstddef>
@@ -26,11 +28,14 @@ namespace qf {
 inline constexpr size_t kMinRecycledBytes = size_t{1} << 20;
 
 // The cache of freed large blocks (byte_buffer.cc). Thread-safe.
-void* AllocateRecycledBlock(size_t bytes);            // throws std::bad_alloc
+size_t ByteBufferCacheLimit();               // 0 (off) until set
+void SetByteBufferCacheLimit(size_t bytes);  // 0 turns it off and frees what it holds
+size_t ByteBufferCachedBytes();              // currently held, not in use
+
+namespace byte_buffer_internal {
+void* AllocateRecycledBlock(size_t bytes);  // throws std::bad_alloc
 void FreeRecycledBlock(void* p, size_t bytes) noexcept;
-size_t ByteBufferCacheLimit();                         // default 512 MiB
-void SetByteBufferCacheLimit(size_t bytes);            // 0 disables the cache (frees it)
-size_t ByteBufferCachedBytes();                        // currently held, not in use
+}  // namespace byte_buffer_internal
 
 template <class T>
 struct ByteBufferAllocator {
@@ -45,13 +50,13 @@ struct ByteBufferAllocator {
 
   T* allocate(size_t n) {
     if (n * sizeof(T) >= kMinRecycledBytes) {
-      return static_cast<T*>(AllocateRecycledBlock(n * sizeof(T)));
+      return static_cast<T*>(byte_buffer_internal::AllocateRecycledBlock(n * sizeof(T)));
     }
     return std::allocator<T>().allocate(n);
   }
   void deallocate(T* p, size_t n) noexcept {
     if (n * sizeof(T) >= kMinRecycledBytes) {
-      FreeRecycledBlock(p, n * sizeof(T));
+      byte_buffer_internal::FreeRecycledBlock(p, n * sizeof(T));
     } else {
       std::allocator<T>().deallocate(p, n);
     }

@@ -2,6 +2,8 @@
 // hwy/examples/skeleton.cc: each call dispatches once, then runs its whole block range.
 #include "src/kernels/nvfp4_kernels.h"
 
+#include <algorithm>
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/nvfp4_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -30,7 +32,7 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
 
 void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
                           Nvfp4ScaleCodeTable* table) {
-  HWY_DYNAMIC_DISPATCH(BuildNvfp4ScaleCodes)(params, max_bits, table);
+  HWY_DYNAMIC_DISPATCH(BuildNvfp4ScaleCodes)(params, std::min<uint16_t>(max_bits, 0x7F7F), table);
 }
 
 }  // namespace qf

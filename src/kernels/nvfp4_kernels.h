@@ -51,9 +51,9 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
                              std::span<uint8_t> codes, std::span<uint8_t> scales,
                              std::span<uint8_t> chosen);
 
-
 // Fills table->code[k][a] for a in [0, max_bits] and every candidate k of `params` (one for
 // dynamic scales; at most Nvfp4ScaleCodeTable::kMaxCandidates), and sets table->max_bits.
+// max_bits above 0x7F7F (the largest finite BF16 magnitude) counts as 0x7F7F.
 void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
                           Nvfp4ScaleCodeTable* table);
 

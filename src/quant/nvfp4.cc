@@ -195,8 +195,9 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
   }
   params.candidates = candidates;
   // BF16 whole blocks: the division-free kernels' decision bounds, when g allows them.
-  // With them, for max and four_over_six, the block-scale codes by block amax up to the
-  // tensor's own amax (exact in BF16: it is one of the elements).
+  // With them and at most two candidates (max, four_over_six, short mse sweeps), the
+  // block-scale codes by block amax up to the tensor's own amax (exact in BF16: it is one of
+  // the elements).
   Nvfp4DecisionTable bf16_table;
   std::unique_ptr<Nvfp4ScaleCodeTable> bf16_scale_codes;
   if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0 && bf16_table.Build(g)) {

@@ -4,9 +4,12 @@
 // block's size is always known from the class of the request that frees it. At most kSlots
 // blocks are held; the least recently freed goes first when the limit is exceeded. Freeing
 // happens outside the lock. An allocation that fails empties the cache and tries once more, so
-// under a memory limit the cache never makes a job fail that would have run without it.
+// under an address-space limit the cache never makes a job fail that would have run without
+// it; under overcommit or a cgroup limit an allocation does not fail (the process is killed),
+// which is why the cache is off until a program sizes it for its machine.
 #include "quantforge/byte_buffer.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 
@@ -31,7 +34,7 @@ struct Cache {
   Block blocks[kSlots];  // [0, count): least recently freed first
   int count = 0;
   size_t cached_bytes = 0;
-  size_t limit = size_t{512} << 20;
+  size_t limit = 0;
 
   void* PopOldest() {
     void* p = blocks[0].p;
@@ -68,7 +71,10 @@ void FreeAll(Cache& cache) {
 
 }  // namespace
 
+namespace byte_buffer_internal {
+
 void* AllocateRecycledBlock(size_t bytes) {
+  if (bytes > SIZE_MAX - kClassBytes) throw std::bad_alloc();
   const size_t size = SizeClass(bytes);
   Cache& cache = TheCache();
   {
@@ -113,6 +119,8 @@ void FreeRecycledBlock(void* p, size_t bytes) noexcept {
   for (int i = 0; i < n; ++i) std::free(evicted[i]);
 }
 
+}  // namespace byte_buffer_internal
+
 size_t ByteBufferCacheLimit() {
   Cache& cache = TheCache();
   const std::lock_guard<std::mutex> lock(cache.mutex);
@@ -120,6 +128,9 @@ size_t ByteBufferCacheLimit() {
 }
 
 void SetByteBufferCacheLimit(size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  bytes = 0;  // AddressSanitizer's quarantine must see every free
+#endif
   Cache& cache = TheCache();
   void* evicted[kSlots];
   int n = 0;

@@ -89,11 +89,14 @@ TEST(Nvfp4Bounds, RefusesGlobalScalesOutsideTheExactRegime) {
   EXPECT_FALSE(table.Build(0.0f));
 }
 
-// Every entry up to max_bits of the block-scale code table equals the reference's scale for that
-// BF16 block amax: dynamic scales for every global scale above, static ones (max, 448 and 256;
+using Nvfp4Bf16Test = hwy::TestWithParamTarget;
+HWY_TARGET_INSTANTIATE_TEST_SUITE_P(Nvfp4Bf16Test);
+
+// On every target, every entry up to max_bits of the block-scale code table equals the
+// reference's scale for that BF16 block amax: dynamic scales for every global scale above, static ones (max, 448 and 256;
 // four_over_six's two candidates; the mse sweep's first two) for amaxes of real weights and both
 // regime ends.
-TEST(Nvfp4ScaleCodes, EveryEntryMatchesTheReferenceScale) {
+TEST_P(Nvfp4Bf16Test, ScaleCodeTableMatchesTheReferenceScale) {
   const std::vector<float> one = {1.0f}, four_over_six = {1.0f, 1.5f}, mse_two = {0.25f, 0.3f};
   for (const float g : kGlobalScales) {
     Nvfp4KernelParams params;
@@ -133,9 +136,6 @@ TEST(Nvfp4ScaleCodes, EveryEntryMatchesTheReferenceScale) {
     }
   }
 }
-
-using Nvfp4Bf16Test = hwy::TestWithParamTarget;
-HWY_TARGET_INSTANTIATE_TEST_SUITE_P(Nvfp4Bf16Test);
 
 std::vector<Nvfp4Options> Options() {
   std::vector<Nvfp4Options> all(6);

@@ -1,11 +1,15 @@
 // quantforge command-line entry point: parses flags, builds the shared Context (thread pool) and
 // runs the chosen subcommand. Every qf::Error ends here as "quantforge: error: ..." and exit 1.
+// It also turns on ByteBuffer's cache of freed large blocks, sized for the machine.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <exception>
 #include <vector>
 
+#include "quantforge/byte_buffer.h"
 #include "quantforge/error.h"
 #include "quantforge/version.h"
 #include "tools/quantforge/commands.h"
@@ -45,6 +49,11 @@ int main(int argc, char** argv) {
 
   try {
     context.is_terminal = isatty(fileno(stderr)) != 0;
+    // Recycle large output buffers between tensors (byte_buffer.h): at most 512 MiB, or 1/32 of
+    // the machine's memory where that is less.
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    const size_t memory = pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * page_size : 0;
+    qf::SetByteBufferCacheLimit(std::min<size_t>(size_t{512} << 20, memory / 32));
     context.pool = std::make_unique<qf::ThreadPool>(context.num_threads);
     const std::vector<CLI::App*> subs = app.get_subcommands({});
     for (auto& [idx, action] : actions) {
