@@ -36,13 +36,15 @@ struct Cache {
   size_t cached_bytes = 0;
   size_t limit = 0;
 
-  void* PopOldest() {
-    void* p = blocks[0].p;
-    cached_bytes -= blocks[0].bytes;
-    for (int i = 1; i < count; ++i) blocks[i - 1] = blocks[i];
+  // Removes block i (keeping the others' order) and returns it.
+  void* Take(int i) {
+    void* p = blocks[i].p;
+    cached_bytes -= blocks[i].bytes;
+    for (int k = i + 1; k < count; ++k) blocks[k - 1] = blocks[k];
     --count;
     return p;
   }
+  void* PopOldest() { return Take(0); }
   // Pops the least recently freed blocks into `out` until at most `bytes` are held; returns
   // their number.
   int EvictTo(size_t bytes, void** out) {
@@ -58,13 +60,14 @@ Cache& TheCache() {
   return *cache;
 }
 
-// Frees every cached block (outside the lock), keeping the limit.
-void FreeAll(Cache& cache) {
+// Frees cached blocks (outside the lock), least recently freed first, until at most `bytes`
+// are held.
+void TrimTo(Cache& cache, size_t bytes) {
   void* evicted[kSlots];
   int n = 0;
   {
     const std::lock_guard<std::mutex> lock(cache.mutex);
-    n = cache.EvictTo(0, evicted);
+    n = cache.EvictTo(bytes, evicted);
   }
   for (int i = 0; i < n; ++i) std::free(evicted[i]);
 }
@@ -80,17 +83,12 @@ void* AllocateRecycledBlock(size_t bytes) {
   {
     const std::lock_guard<std::mutex> lock(cache.mutex);
     for (int i = cache.count - 1; i >= 0; --i) {  // the most recently freed of the class
-      if (cache.blocks[i].bytes != size) continue;
-      void* p = cache.blocks[i].p;
-      for (int k = i + 1; k < cache.count; ++k) cache.blocks[k - 1] = cache.blocks[k];
-      --cache.count;
-      cache.cached_bytes -= size;
-      return p;
+      if (cache.blocks[i].bytes == size) return cache.Take(i);
     }
   }
   void* p = std::aligned_alloc(kClassBytes, size);
   if (p == nullptr) {  // under an address-space or memory limit: give the cache back, then retry
-    FreeAll(cache);
+    TrimTo(cache, 0);
     p = std::aligned_alloc(kClassBytes, size);
     if (p == nullptr) throw std::bad_alloc();
   }
@@ -132,14 +130,11 @@ void SetByteBufferCacheLimit(size_t bytes) {
   bytes = 0;  // AddressSanitizer's quarantine must see every free
 #endif
   Cache& cache = TheCache();
-  void* evicted[kSlots];
-  int n = 0;
   {
     const std::lock_guard<std::mutex> lock(cache.mutex);
     cache.limit = bytes;
-    n = cache.EvictTo(bytes, evicted);
   }
-  for (int i = 0; i < n; ++i) std::free(evicted[i]);
+  TrimTo(cache, bytes);
 }
 
 size_t ByteBufferCachedBytes() {
