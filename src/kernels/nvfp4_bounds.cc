@@ -28,6 +28,34 @@ uint16_t SmallestBF16Reaching(double r, bool strict) {
   return static_cast<uint16_t>(bits);
 }
 
+// Row's bounds in the bucket form of BucketRow; false when a bucket would hold two bounds or the
+// last bound lies 1024 patterns or more past the base.
+bool FillBuckets(const Nvfp4DecisionTable::Row& row, Nvfp4DecisionTable::BucketRow* out) {
+  constexpr int kBucket = 32, kBuckets = 32;
+  int t[Nvfp4DecisionTable::kBounds];
+  for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) t[k] = row.bound[k][0] + 1;
+  // Below the base (rel 0) the code is 0, so the first bound lies past it: t[0] >= 1.
+  const int base = (t[0] - 1) / kBucket * kBucket;
+  if (t[Nvfp4DecisionTable::kBounds - 1] - base >= kBucket * kBuckets) return false;
+  for (int lane = 0; lane < 16; ++lane) out->base[lane] = static_cast<uint16_t>(base);
+  for (int b = 0; b < kBuckets; ++b) {
+    const int start = base + b * kBucket;
+    int below = 0, inside = 0, last = start + kBucket;  // last: "no bound inside"
+    for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) {
+      if (t[k] <= start) {
+        ++below;
+      } else if (t[k] < start + kBucket) {
+        ++inside;
+        last = t[k];
+      }
+    }
+    if (inside > 1) return false;
+    out->entry[b] = static_cast<uint16_t>(below * 2048 + 2047 - (last - base - 1));
+  }
+  for (int m = 0; m < 8; ++m) out->magnitude[m] = row.magnitude[m];
+  return true;
+}
+
 }  // namespace
 
 bool Nvfp4DecisionTable::Build(float global_scale) {
@@ -51,6 +79,10 @@ bool Nvfp4DecisionTable::Build(float global_scale) {
   // Codes 0 (s = 0) and 127 (NaN) never occur (s is clamped to [2^-9, 448]); keep them defined.
   row[0] = row[1];
   row[0x7F] = row[0x7E];
+  has_buckets = true;
+  for (int code = 0; code < kCodes; ++code) {
+    has_buckets = has_buckets && FillBuckets(row[code], &bucket_row[code]);
+  }
   return true;
 }
 

@@ -39,6 +39,24 @@ struct Nvfp4DecisionTable {
   };
   Row row[kCodes];  // 32 KiB; a tensor's blocks use a few dozen rows
 
+  // The same codes from one table lookup (the AVX-512 kernels' vpermi2w), where each bucket of
+  // 32 consecutive BF16 magnitude patterns holds at most one bound t, i.e. almost always: the
+  // bounds lie a factor of 1.4 or more apart (43 or more patterns) once they are normal numbers.
+  // With base = the first bucket's start (the first bound minus one rounded down to a multiple of
+  // 32: every pattern up to base has code 0) and
+  // rel = min(max(bits - base, 0), 1023), bucket b = rel / 32 holds
+  //   entry[b] = n * 2048 + 2047 - (t - base - 1)   (no bound inside: t - base - 1 := 32 b + 31)
+  // for the n bounds at or below the bucket's start and the bound t inside it, so that
+  //   code = (entry[rel / 32] + rel) / 2048,
+  // all in unsigned 16-bit lanes (the sum stays below 2^14).
+  struct alignas(64) BucketRow {
+    uint16_t base[16];   // repeated over a 256-bit vector
+    uint16_t entry[32];  // 1024 patterns from base on: the bounds span a factor of about 20
+    float magnitude[8];  // as Row::magnitude
+  };
+  BucketRow bucket_row[kCodes];  // 16 KiB
+  bool has_buckets = false;      // every row fits the bucket form
+
   // Fills the table for global scale g; false when g is outside the exact regime above (the
   // contents are then unspecified).
   bool Build(float global_scale);

@@ -6,6 +6,7 @@
 // the reuse of an output tensor by QuantizeNvfp4Into.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <random>
@@ -40,10 +41,20 @@ const float kGlobalScales[] = {
     kSmallestG, kLargestG, std::ldexp(1.0f, -139), 292.0f, 1.0f, 3.7e-5f, 0.0123f, 1.7e-10f,
     6.02e-3f,   41.0f};
 
+// The E2M1 magnitude code of |x| bits from a row's bucket form, as nvfp4_bounds.h defines it
+// (a scalar model of the AVX-512 kernels' BucketCodes).
+int BucketCode(const Nvfp4DecisionTable::BucketRow& row, uint32_t bits) {
+  const int rel = std::min(std::max(static_cast<int>(bits) - int{row.base[0]}, 0), 1023);
+  return (int{row.entry[rel / 32]} + rel) / 2048;
+}
+
 TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
   Nvfp4DecisionTable table;
   for (const float g : kGlobalScales) {
     ASSERT_TRUE(table.Build(g)) << "g " << g;
+    // The bucket form holds unless the divisors reach down to subnormal bounds (g below about
+    // 2^-117); both kernel paths are then exercised by the tests below.
+    EXPECT_EQ(table.has_buckets, g > std::ldexp(1.0f, -120)) << "g " << g;
     for (int code = 1; code <= 0x7E; ++code) {
       const float s = DecodeE4M3(static_cast<uint8_t>(code));
       const float d = s * g;
@@ -61,20 +72,31 @@ TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
         }
         const uint8_t positive = EncodeE2M1(x / d);
         const uint8_t negative = EncodeE2M1(-x / d);
-        // Magnitude from the bounds; the sign bit set exactly for negative nonzero x.
-        const bool ok =
-            positive == count && (negative & 7) == count && (negative >> 3) == (bits != 0 ? 1 : 0);
+        const int bucket = table.has_buckets ? BucketCode(table.bucket_row[code], bits) : count;
+        // Magnitude from the bounds (and from the buckets); the sign bit set exactly for
+        // negative nonzero x.
+        const bool ok = positive == count && (negative & 7) == count &&
+                        (negative >> 3) == (bits != 0 ? 1 : 0) && bucket == count;
         if (!ok) {
           ++failures;
           ADD_FAILURE() << "g " << g << " code " << code << " |x| bits 0x" << std::hex << bits
-                        << std::dec << ": bounds give " << count << ", x / d gives "
-                        << int{positive} << " and " << int{negative};
+                        << std::dec << ": bounds give " << count << ", buckets " << bucket
+                        << ", x / d gives " << int{positive} << " and " << int{negative};
         }
       }
       for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) {
         for (int lane = 1; lane < 16; ++lane) {
           ASSERT_EQ(table.row[code].bound[k][lane], table.row[code].bound[k][0]);
         }
+      }
+      if (table.has_buckets) {
+        const Nvfp4DecisionTable::BucketRow& bucket_row = table.bucket_row[code];
+        for (int lane = 1; lane < 16; ++lane) ASSERT_EQ(bucket_row.base[lane], bucket_row.base[0]);
+        for (int m = 0; m < 8; ++m) {
+          EXPECT_EQ(Bits(bucket_row.magnitude[m]), Bits(table.row[code].magnitude[m]));
+        }
+        // Past 0x7F80 (Inf; NaN never reaches the kernels) the clamp keeps code 7.
+        EXPECT_EQ(BucketCode(bucket_row, 0x7FFF), 7) << "g " << g << " code " << code;
       }
     }
   }
@@ -217,9 +239,9 @@ TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
   }
 }
 
-// The kernels with and without the decision table give the same bytes (on targets without the
-// division-free path both calls run the division kernels), for max, static max, four_over_six
-// and the 39-candidate mse sweep.
+// The kernels with and without the decision table, in its bucket form or by binary search, give
+// the same bytes (on targets without the division-free path all calls run the division kernels),
+// for max, static max, four_over_six and the 39-candidate mse sweep.
 TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   const size_t num_blocks = 16 * 37 + 5;  // whole groups and a partial one
   const auto bf16 = WeightsWithAmax(num_blocks * 16, 2.5f, 99);
@@ -250,12 +272,17 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     // the kernels compute the scales instead, which the last variant also checks.
     auto scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
     BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(Bits(amax) >> 16), scale_codes.get());
+    ASSERT_TRUE(table.has_buckets);
+    auto search_table = std::make_unique<Nvfp4DecisionTable>(table);
+    search_table->has_buckets = false;
     const bool search = rule.candidates->size() > 1;
-    // 0: division kernels; 1: bounds; 2: bounds and scale-code table.
-    std::vector<uint8_t> codes[3], scales[3], chosen[3];
-    for (int variant = 0; variant < 3; ++variant) {
-      params.bf16_table = variant >= 1 ? &table : nullptr;
-      params.bf16_scale_codes = variant == 2 ? scale_codes.get() : nullptr;
+    // 0: division kernels; 1: bounds (on AVX-512 targets their bucket form); 2: the same and the
+    // scale-code table; 3: bounds by binary search (every target) and the scale-code table.
+    constexpr int kVariants = 4;
+    std::vector<uint8_t> codes[kVariants], scales[kVariants], chosen[kVariants];
+    for (int variant = 0; variant < kVariants; ++variant) {
+      params.bf16_table = variant == 0 ? nullptr : variant == 3 ? search_table.get() : &table;
+      params.bf16_scale_codes = variant >= 2 ? scale_codes.get() : nullptr;
       codes[variant].assign(num_blocks * 8, 0xAA);
       scales[variant].assign(num_blocks, 0xAA);
       chosen[variant].assign(search ? num_blocks : 0, 0xAA);
@@ -263,7 +290,7 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     }
     const std::string what = "candidates " + std::to_string(rule.candidates->size()) + " norm " +
                              std::to_string(rule.norm);
-    for (int variant = 1; variant < 3; ++variant) {
+    for (int variant = 1; variant < kVariants; ++variant) {
       EXPECT_EQ(codes[0], codes[variant]) << what << " variant " << variant;
       EXPECT_EQ(scales[0], scales[variant]) << what << " variant " << variant;
       EXPECT_EQ(chosen[0], chosen[variant]) << what << " variant " << variant;
