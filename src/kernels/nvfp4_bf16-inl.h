@@ -6,10 +6,12 @@
 // is "x negative and not -0". The work per group of 16 blocks:
 //   1. block amaxes: a transposing max tree over the 16 blocks' |x| bits;
 //   2. block scales, one group ahead of the codes: looked up by block amax in the tensor's
-//      Nvfp4ScaleCodeTable (nvfp4_scale_codes.h), or ComputeGroupScales (shared with the division
-//      kernels) without one or with more than two candidates;
-//   3. codes: per block a binary search over the 7 bound vectors of the scale's row; packing of
-//      four blocks at once (pair sums c0 + 16 c1, two saturating packs, one lane permute);
+//      Nvfp4ScaleCodeTable (nvfp4_scale_codes.h, a 32-bit gather per 8 blocks), or
+//      ComputeGroupScales (shared with the division kernels) without one or with more than two
+//      candidates; and the byte offsets of their rows in the decision table;
+//   3. codes: per block, on AVX-512 targets one lookup in the bucket form of the scale's row
+//      (BucketCodes), else a binary search over the row's 7 bound vectors; packing of four
+//      blocks at once (pair sums c0 + 16 c1, two saturating packs, one lane permute);
 //   4. with several candidates, the loss of each block, sum((|x| - magnitude[code])^2) in the
 //      tree order of ReferenceBlockLoss (the even elements form the tree's first subtree and the
 //      odd ones the second), and per block the better candidate's codes (two slots per block,
@@ -20,7 +22,8 @@
 // port.
 // Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
 // 8.8 GB/s of BF16, four_over_six 2.0 -> 2.8 with the bounds; 9.9 and 3.3 with the scale-code
-// table, Select's ternlog and the unrolled candidate loops.
+// table, Select's ternlog and the unrolled candidate loops; 12.2 and 3.7 with the buckets, the
+// gathered scale codes and the row offsets.
 //
 // Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps) nor a two-source
 // saturating 16 -> 8 bit pack (packuswb), its TableLookupLanes wants indices below 8 where vpermps
@@ -37,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
@@ -176,15 +180,42 @@ HWY_INLINE hn::Vec256<int16_t> BucketCodes(hn::Vec256<int16_t> abs_bits,
 }
 #endif
 
-// Block codes from the decision table's row for E4M3 scale code `code`: the bucket form where
-// kBuckets (AVX-512 targets, Nvfp4DecisionTable::has_buckets), else the binary search.
+// The decision table's rows by byte offset from the table's start (RowOffsets: E4M3 scale code
+// times the row size, plus the rows' offset), so that the kernels address a block's row with one
+// base + index operand: the bucket form where kBuckets (AVX-512 targets,
+// Nvfp4DecisionTable::has_buckets), else the rows of the binary search.
 template <bool kBuckets>
-HWY_INLINE hn::Vec256<int16_t> CodesOf(hn::Vec256<int16_t> abs_bits,
-                                       const Nvfp4DecisionTable& table, uint32_t code) {
+using RowType =
+    std::conditional_t<kBuckets, Nvfp4DecisionTable::BucketRow, Nvfp4DecisionTable::Row>;
+
+template <bool kBuckets>
+HWY_INLINE const RowType<kBuckets>& RowAt(const Nvfp4DecisionTable& table, uint32_t offset) {
+  return *reinterpret_cast<const RowType<kBuckets>*>(reinterpret_cast<const char*>(&table) +
+                                                      offset);
+}
+
+template <bool kBuckets>
+HWY_INLINE hn::Vec256<int16_t> CodesAt(hn::Vec256<int16_t> abs_bits,
+                                       const Nvfp4DecisionTable& table, uint32_t offset) {
 #if HWY_TARGET <= HWY_AVX3
-  if constexpr (kBuckets) return BucketCodes(abs_bits, table.bucket_row[code]);
+  if constexpr (kBuckets) return BucketCodes(abs_bits, RowAt<true>(table, offset));
 #endif
-  return MagnitudeCodes(abs_bits, table.row[code]);
+  return MagnitudeCodes(abs_bits, RowAt<false>(table, offset));
+}
+
+// Row offsets of 16 E4M3 scale codes.
+template <bool kBuckets>
+HWY_INLINE void RowOffsets(const uint32_t* HWY_RESTRICT code, uint32_t* HWY_RESTRICT offset) {
+  using Row = RowType<kBuckets>;
+  static_assert(sizeof(Row) == 128 || sizeof(Row) == 256);
+  constexpr int kShift = sizeof(Row) == 128 ? 7 : 8;
+  const uint32_t first = static_cast<uint32_t>(
+      kBuckets ? offsetof(Nvfp4DecisionTable, bucket_row) : offsetof(Nvfp4DecisionTable, row));
+  const DU32 du;
+  for (size_t i = 0; i < kGroup; i += 8) {
+    hn::Store(hn::Add(hn::ShiftLeft<kShift>(hn::Load(du, code + i)), hn::Set(du, first)), du,
+              offset + i);
+  }
 }
 
 // 8 where x is negative and not -0 (bits 0x8001..0xFFFF: x - 1 below -1 as int16), else 0.
@@ -291,14 +322,15 @@ HWY_INLINE hn::Vec256<float> Finish(const hn::Vec256<float>* w) {
 constexpr size_t kPlannedCandidates = 2;
 struct GroupPlan {
   HWY_ALIGN float amax[kGroup];
-  HWY_ALIGN uint32_t amax_bits[kGroup];  // trees' lane order
   GroupScales scales[kPlannedCandidates];
+  HWY_ALIGN uint32_t row_offset[kPlannedCandidates][kGroup];  // RowOffsets of the scales
 };
 
 HWY_INLINE float Candidate(const Nvfp4KernelParams& p, size_t k) {
   return p.dynamic_scales ? 1.0f : p.candidates[k];
 }
 
+template <bool kBuckets>
 HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                           size_t num_candidates, GroupPlan* plan) {
   const DU32 du;
@@ -307,13 +339,19 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
   GroupAmaxLanes(in, half);
   const Nvfp4ScaleCodeTable* table = p.bf16_scale_codes;
   if (table != nullptr && num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates) {
+    // A 32-bit gather at byte offsets (vpgatherdd, scale 1), low bytes kept: amaxes are at most
+    // max_bits <= 0x7F7F, so the 3 bytes past an entry stay inside the table.
     for (size_t h = 0; h < 2; ++h) {
-      hn::Store(hn::And(half[h], hn::Set(du, 0xFFFFu)), du, plan->amax_bits + 8 * h);
+      const auto bits = hn::And(half[h], hn::Set(du, 0xFFFFu));
+      for (size_t k = 0; k < num_candidates; ++k) {
+        const hn::Vec256<uint32_t> entries{_mm256_i32gather_epi32(
+            reinterpret_cast<const int*>(table->code[k]), bits.raw, 1)};
+        hn::Store(ToBlockOrder8(hn::And(entries, hn::Set(du, 0xFFu))), du,
+                  plan->scales[k].code + 8 * h);
+      }
     }
     for (size_t k = 0; k < num_candidates; ++k) {
-      for (size_t j = 0; j < kGroup; ++j) {
-        plan->scales[k].code[j] = table->code[k][plan->amax_bits[TreeLane(j)]];
-      }
+      RowOffsets<kBuckets>(plan->scales[k].code, plan->row_offset[k]);
     }
     return;
   }
@@ -322,6 +360,7 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
   }
   for (size_t k = 0; k < num_candidates && k < kPlannedCandidates; ++k) {
     ComputeGroupScales(df, plan->amax, p, Candidate(p, k), &plan->scales[k]);
+    RowOffsets<kBuckets>(plan->scales[k].code, plan->row_offset[k]);
   }
 }
 
@@ -343,8 +382,9 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
       hn::Vec256<int16_t> c[4];
       for (size_t i = 0; i < 4; ++i) {
         const auto x = LoadBlock(in + (j0 + i) * 16);
-        c[i] = WithSign(CodesOf<kBuckets>(hn::And(x, hn::Set(d, 0x7FFF)), table, group.code[j0 + i]),
-                        x);
+        c[i] = WithSign(
+            CodesAt<kBuckets>(hn::And(x, hn::Set(d, 0x7FFF)), table, plan.row_offset[0][j0 + i]),
+            x);
       }
       StoreCodes4(c, codes + j0 * 8);
     }
@@ -369,10 +409,15 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   HWY_ALIGN uint32_t best_scale[kGroup], best_index[kGroup];
   hn::Vec256<float> best_loss[2] = {hn::Zero(df), hn::Zero(df)};
   GroupScales unplanned;
+  HWY_ALIGN uint32_t unplanned_offset[kGroup];
 #pragma GCC unroll 2
   for (size_t k = 0; k < num_candidates; ++k) {
-    if (k >= kPlannedCandidates) ComputeGroupScales(df, plan.amax, p, Candidate(p, k), &unplanned);
+    if (k >= kPlannedCandidates) {
+      ComputeGroupScales(df, plan.amax, p, Candidate(p, k), &unplanned);
+      RowOffsets<kBuckets>(unplanned.code, unplanned_offset);
+    }
     const GroupScales& group = k < kPlannedCandidates ? plan.scales[k] : unplanned;
+    const uint32_t* row_offset = k < kPlannedCandidates ? plan.row_offset[k] : unplanned_offset;
     uint32_t better_bits = 0;
 #pragma GCC unroll 2
     for (size_t h = 0; h < 2; ++h) {
@@ -382,14 +427,12 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
         hn::Vec256<float> e2_even[2], e2_odd[2];
         for (size_t t = 0; t < 2; ++t) {
           const size_t j = 8 * h + i + t;
-          const uint32_t code = group.code[j];
-          const auto magnitude = CodesOf<kBuckets>(hn::Load(d, abs_bits[j]), table, code);
+          const auto magnitude = CodesAt<kBuckets>(hn::Load(d, abs_bits[j]), table, row_offset[j]);
           const uint32_t slot =
               kCandidates == 2 ? static_cast<uint32_t>(k) : ((best_slot >> j) & 1u) ^ 1u;
           hn::Store(magnitude, d, slots[slot][j]);
-          const float* row_magnitude =
-              kBuckets ? table.bucket_row[code].magnitude : table.row[code].magnitude;
-          SquaredErrors(abs_even[j], abs_odd[j], magnitude, row_magnitude, &e2_even[t], &e2_odd[t]);
+          SquaredErrors(abs_even[j], abs_odd[j], magnitude,
+                        RowAt<kBuckets>(table, row_offset[j]).magnitude, &e2_even[t], &e2_odd[t]);
         }
         w_even[i / 2] = Merge1(e2_even[0], e2_even[1]);
         w_odd[i / 2] = Merge1(e2_odd[0], e2_odd[1]);
@@ -434,14 +477,14 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
   constexpr size_t kPrefetchGroups = 6;
   const size_t num_groups = num_blocks / kGroup;
   GroupPlan plans[2];
-  if (num_groups > 0) PlanGroup(in, p, num_candidates, &plans[0]);
+  if (num_groups > 0) PlanGroup<kBuckets>(in, p, num_candidates, &plans[0]);
   for (size_t g = 0; g < num_groups; ++g) {
     if (g + kPrefetchGroups < num_groups) {
       const uint16_t* ahead = in + (g + kPrefetchGroups) * kGroup * 16;
       for (size_t line = 0; line < 8; ++line) hwy::Prefetch(ahead + line * 32);
     }
     if (g + 1 < num_groups) {
-      PlanGroup(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
+      PlanGroup<kBuckets>(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
     }
     const size_t b0 = g * kGroup;
     QuantizeGroup<kCandidates, kBuckets>(in + b0 * 16, p, num_candidates, plans[g & 1], codes + b0 * 8,
@@ -453,7 +496,7 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
                        chosen != nullptr ? chosen + b0 : nullptr,
                        [&](const uint16_t* group_in, uint8_t* group_codes, uint8_t* group_scales,
                            uint8_t* group_chosen) {
-                         PlanGroup(group_in, p, num_candidates, &plans[0]);
+                         PlanGroup<kBuckets>(group_in, p, num_candidates, &plans[0]);
                          QuantizeGroup<kCandidates, kBuckets>(group_in, p, num_candidates, plans[0],
                                                     group_codes, group_scales, group_chosen);
                        });
