@@ -99,14 +99,17 @@ HWY_INLINE V ToBlockOrder8(V v) {
 // The max |x| bits of the 16 blocks at `in`, in the low 16 bits of 32-bit lanes (the upper 16
 // bits unspecified), 8 blocks per vector in the trees' lane order: a transposing max tree over
 // their |x| bits (BF16 magnitudes compare as int16).
-HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, hn::Vec256<uint32_t>* half) {
+HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, int16_t (*HWY_RESTRICT abs)[16],
+                               hn::Vec256<uint32_t>* half) {
   const D16 d;
   const D64 d64;
   const DU32 du;
   const DF df;
   const auto abs_mask = hn::Set(d, 0x7FFF);
   const auto abs_bits = [&](size_t j) {
-    return hn::And(hn::BitCast(d, hn::LoadU(hn::Full256<uint16_t>(), in + j * 16)), abs_mask);
+    const auto a = hn::And(hn::BitCast(d, hn::LoadU(hn::Full256<uint16_t>(), in + j * 16)), abs_mask);
+    hn::Store(a, d, abs[j]);
+    return a;
   };
   // w[m]: block 2m's 8 partial maxima in the lower half, block 2m + 1's in the upper.
   hn::Vec256<int16_t> w[8];
@@ -261,14 +264,14 @@ HWY_INLINE void StoreBytes16(const uint32_t* HWY_RESTRICT v, uint8_t* HWY_RESTRI
   hn::StoreU(hn::U8FromU32(hn::Load(du, v + 8)), d8, out + 8);
 }
 
-// |x| of one block's even and odd elements as float32 (BF16 bits widened, sign cleared).
-HWY_INLINE void AbsEvenOdd(hn::Vec256<int16_t> x, float* HWY_RESTRICT even,
+// One block's even and odd elements as float32, from its |x| bits (BF16 bits widened).
+HWY_INLINE void AbsEvenOdd(hn::Vec256<int16_t> abs_bits, float* HWY_RESTRICT even,
                            float* HWY_RESTRICT odd) {
   const DU32 du;
   const DF df;
-  const auto bits = hn::BitCast(du, x);
-  hn::Store(hn::BitCast(df, hn::And(hn::ShiftLeft<16>(bits), hn::Set(du, 0x7FFFFFFFu))), df, even);
-  hn::Store(hn::BitCast(df, hn::And(bits, hn::Set(du, 0x7FFF0000u))), df, odd);
+  const auto bits = hn::BitCast(du, abs_bits);
+  hn::Store(hn::BitCast(df, hn::ShiftLeft<16>(bits)), df, even);
+  hn::Store(hn::BitCast(df, hn::And(bits, hn::Set(du, 0xFFFF0000u))), df, odd);
 }
 
 // table[index & 7] per lane: vpermps reads the low 3 bits of each index, so the odd element's
@@ -321,6 +324,7 @@ HWY_INLINE hn::Vec256<float> Finish(const hn::Vec256<float>* w) {
 // to the scale codes (a table lookup, or two divisions) overlaps with the previous group's codes.
 constexpr size_t kPlannedCandidates = 2;
 struct GroupPlan {
+  HWY_ALIGN int16_t abs_bits[kGroup][16];  // |x| bits of the blocks
   HWY_ALIGN float amax[kGroup];
   GroupScales scales[kPlannedCandidates];
   HWY_ALIGN uint32_t row_offset[kPlannedCandidates][kGroup];  // RowOffsets of the scales
@@ -336,7 +340,7 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
   const DU32 du;
   const DF df;
   hn::Vec256<uint32_t> half[2];
-  GroupAmaxLanes(in, half);
+  GroupAmaxLanes(in, plan->abs_bits, half);
   const Nvfp4ScaleCodeTable* table = p.bf16_scale_codes;
   if (table != nullptr && num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates) {
     // A 32-bit gather at byte offsets (vpgatherdd, scale 1), low bytes kept: amaxes are at most
@@ -382,9 +386,9 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
       hn::Vec256<int16_t> c[4];
       for (size_t i = 0; i < 4; ++i) {
         const auto x = LoadBlock(in + (j0 + i) * 16);
-        c[i] = WithSign(
-            CodesAt<kBuckets>(hn::And(x, hn::Set(d, 0x7FFF)), table, plan.row_offset[0][j0 + i]),
-            x);
+        c[i] = WithSign(CodesAt<kBuckets>(hn::Load(d, plan.abs_bits[j0 + i]), table,
+                                          plan.row_offset[0][j0 + i]),
+                        x);
       }
       StoreCodes4(c, codes + j0 * 8);
     }
@@ -397,13 +401,9 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   // and a better candidate flips the bit (no data-dependent branches: which candidate wins is
   // a coin toss for four_over_six). |x| (as bits and as float32) is computed once per group,
   // the sign bits at the end.
-  HWY_ALIGN int16_t abs_bits[kGroup][16];
+  const int16_t (*abs_bits)[16] = plan.abs_bits;
   HWY_ALIGN float abs_even[kGroup][8], abs_odd[kGroup][8];
-  for (size_t j = 0; j < kGroup; ++j) {
-    const auto x = LoadBlock(in + j * 16);
-    hn::Store(hn::And(x, hn::Set(d, 0x7FFF)), d, abs_bits[j]);
-    AbsEvenOdd(x, abs_even[j], abs_odd[j]);
-  }
+  for (size_t j = 0; j < kGroup; ++j) AbsEvenOdd(hn::Load(d, abs_bits[j]), abs_even[j], abs_odd[j]);
   HWY_ALIGN int16_t slots[2][kGroup][16];
   uint32_t best_slot = 0xFFFF;  // candidate 0 goes to slot 0 (and with two, candidate 1 to 1)
   HWY_ALIGN uint32_t best_scale[kGroup], best_index[kGroup];

@@ -38,18 +38,14 @@ bool FillBuckets(const Nvfp4DecisionTable::Row& row, Nvfp4DecisionTable::BucketR
   const int base = (t[0] - 1) / kBucket * kBucket;
   if (t[Nvfp4DecisionTable::kBounds - 1] - base >= kBucket * kBuckets) return false;
   for (int lane = 0; lane < 16; ++lane) out->base[lane] = static_cast<uint16_t>(base);
+  int below = 0;  // bounds at or below the bucket's start (the bounds are sorted)
   for (int b = 0; b < kBuckets; ++b) {
     const int start = base + b * kBucket;
-    int below = 0, inside = 0, last = start + kBucket;  // last: "no bound inside"
-    for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) {
-      if (t[k] <= start) {
-        ++below;
-      } else if (t[k] < start + kBucket) {
-        ++inside;
-        last = t[k];
-      }
-    }
-    if (inside > 1) return false;
+    while (below < Nvfp4DecisionTable::kBounds && t[below] <= start) ++below;
+    int inside = below;
+    while (inside < Nvfp4DecisionTable::kBounds && t[inside] < start + kBucket) ++inside;
+    if (inside - below > 1) return false;
+    const int last = inside > below ? t[below] : start + kBucket;  // start + 32: "no bound inside"
     out->entry[b] = static_cast<uint16_t>(below * 2048 + 2047 - (last - base - 1));
   }
   for (int m = 0; m < 8; ++m) out->magnitude[m] = row.magnitude[m];
