@@ -184,9 +184,7 @@ Action RegisterAutoquant(CLI::App& app) {
   sub->add_option("--batch-tokens", args->batch_tokens, "Tokens per backward pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  sub->add_option("--tokenizer", args->tokenizer,
-                  "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
-                  "--model)");
+  AddTokenizerOption(sub, &args->tokenizer);
   sub->add_option("--max-nodes", args->max_nodes,
                   "Branch-and-bound node limit (past it the best assignment is used and its gap "
                   "reported)")

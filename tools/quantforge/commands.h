@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "quantforge/thread_pool.h"
 
@@ -19,6 +20,14 @@ struct Context {
 };
 
 using Action = std::function<int(Context&)>;
+
+// --tokenizer of the subcommands that score text against a model directory (eval, sweep,
+// autoquant): one wording for all of them.
+inline CLI::Option* AddTokenizerOption(CLI::App* sub, std::string* path) {
+  return sub->add_option("--tokenizer", *path,
+                         "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found "
+                         "in --model)");
+}
 
 // Each Register* adds one subcommand to `app` and returns what to run when it was chosen.
 Action RegisterDemo(CLI::App& app);

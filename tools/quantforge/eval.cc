@@ -181,9 +181,7 @@ Action RegisterEval(CLI::App& app) {
   sub->add_option("--data", flags->data_path,
                   "Plain text, JSONL with \"text\", or JSONL with \"input_ids\"")
       ->required();
-  sub->add_option("--tokenizer", flags->tokenizer_path,
-                  "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
-                  "--model)");
+  AddTokenizerOption(sub, &flags->tokenizer_path);
   sub->add_option("--seq-len", flags->seq_len,
                   "Tokens per sequence, BOS included (default: min(512, the model's and the "
                   "reference's context))");

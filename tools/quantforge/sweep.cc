@@ -118,9 +118,7 @@ Action RegisterSweep(CLI::App& app) {
                   "can; 0: the least-score assignment under it")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_option("--tokenizer", args->tokenizer,
-                  "tokenizer.json, SentencePiece .model or llama2.c .bin (default: found in "
-                  "--model)");
+  AddTokenizerOption(sub, &args->tokenizer);
   sub->add_flag("--resident", args->resident,
                 "Keep the whole F32 model in memory while scoring (same scores, faster, more "
                 "memory; default: one decoder layer's weights at a time)");
