@@ -98,7 +98,7 @@ HWY_INLINE V ToBlockOrder8(V v) {
 
 // The max |x| bits of the 16 blocks at `in`, in the low 16 bits of 32-bit lanes (the upper 16
 // bits unspecified), 8 blocks per vector in the trees' lane order: a transposing max tree over
-// their |x| bits (BF16 magnitudes compare as int16).
+// their |x| bits (BF16 magnitudes compare as int16), which also go to abs[16][16] for the codes.
 HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, int16_t (*HWY_RESTRICT abs)[16],
                                hn::Vec256<uint32_t>* half) {
   const D16 d;
@@ -107,7 +107,8 @@ HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, int16_t (*HWY_RE
   const DF df;
   const auto abs_mask = hn::Set(d, 0x7FFF);
   const auto abs_bits = [&](size_t j) {
-    const auto a = hn::And(hn::BitCast(d, hn::LoadU(hn::Full256<uint16_t>(), in + j * 16)), abs_mask);
+    const auto a =
+        hn::And(hn::BitCast(d, hn::LoadU(hn::Full256<uint16_t>(), in + j * 16)), abs_mask);
     hn::Store(a, d, abs[j]);
     return a;
   };
@@ -133,9 +134,6 @@ HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, int16_t (*HWY_RE
     half[h] = hn::BitCast(du, maxima);
   }
 }
-
-// Block j's lane in the trees' order (kBlockOrder[j % 8] in the half j / 8).
-constexpr size_t TreeLane(size_t j) { return (j & 8) + static_cast<size_t>(kBlockOrder[j & 7]); }
 
 // mask ? yes : no per 16-bit lane (mask lanes all ones or zero). On AVX-512 targets one vpternlog
 // that overwrites `no` (a bound just loaded) rather than the mask, which later compares still
@@ -177,8 +175,9 @@ HWY_INLINE hn::Vec256<int16_t> BucketCodes(hn::Vec256<int16_t> abs_bits,
   const hn::Full256<uint16_t> du16;
   const auto rel = hn::Min(hn::SaturatedSub(hn::BitCast(du16, abs_bits), hn::Load(du16, row.base)),
                            hn::Set(du16, 1023));
-  const hn::Vec256<uint16_t> entry{_mm256_permutex2var_epi16(
-      hn::Load(du16, row.entry).raw, hn::ShiftRight<5>(rel).raw, hn::Load(du16, row.entry + 16).raw)};
+  const hn::Vec256<uint16_t> entry{_mm256_permutex2var_epi16(hn::Load(du16, row.entry).raw,
+                                                             hn::ShiftRight<5>(rel).raw,
+                                                             hn::Load(du16, row.entry + 16).raw)};
   return hn::BitCast(D16(), hn::ShiftRight<11>(hn::Add(entry, rel)));
 }
 #endif
@@ -194,7 +193,7 @@ using RowType =
 template <bool kBuckets>
 HWY_INLINE const RowType<kBuckets>& RowAt(const Nvfp4DecisionTable& table, uint32_t offset) {
   return *reinterpret_cast<const RowType<kBuckets>*>(reinterpret_cast<const char*>(&table) +
-                                                      offset);
+                                                     offset);
 }
 
 template <bool kBuckets>
@@ -212,8 +211,8 @@ HWY_INLINE void RowOffsets(const uint32_t* HWY_RESTRICT code, uint32_t* HWY_REST
   using Row = RowType<kBuckets>;
   static_assert(sizeof(Row) == 128 || sizeof(Row) == 256);
   constexpr int kShift = sizeof(Row) == 128 ? 7 : 8;
-  const uint32_t first = static_cast<uint32_t>(
-      kBuckets ? offsetof(Nvfp4DecisionTable, bucket_row) : offsetof(Nvfp4DecisionTable, row));
+  const uint32_t first = static_cast<uint32_t>(kBuckets ? offsetof(Nvfp4DecisionTable, bucket_row)
+                                                        : offsetof(Nvfp4DecisionTable, row));
   const DU32 du;
   for (size_t i = 0; i < kGroup; i += 8) {
     hn::Store(hn::Add(hn::ShiftLeft<kShift>(hn::Load(du, code + i)), hn::Set(du, first)), du,
@@ -348,8 +347,8 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
     for (size_t h = 0; h < 2; ++h) {
       const auto bits = hn::And(half[h], hn::Set(du, 0xFFFFu));
       for (size_t k = 0; k < num_candidates; ++k) {
-        const hn::Vec256<uint32_t> entries{_mm256_i32gather_epi32(
-            reinterpret_cast<const int*>(table->code[k]), bits.raw, 1)};
+        const hn::Vec256<uint32_t> entries{
+            _mm256_i32gather_epi32(reinterpret_cast<const int*>(table->code[k]), bits.raw, 1)};
         hn::Store(ToBlockOrder8(hn::And(entries, hn::Set(du, 0xFFu))), du,
                   plan->scales[k].code + 8 * h);
       }
@@ -399,9 +398,9 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
   // Candidate search. Each block has two slots for magnitude codes: bit j of `best_slot` says
   // which one holds block j's best candidate so far; the next candidate goes to the other one,
   // and a better candidate flips the bit (no data-dependent branches: which candidate wins is
-  // a coin toss for four_over_six). |x| (as bits and as float32) is computed once per group,
-  // the sign bits at the end.
-  const int16_t (*abs_bits)[16] = plan.abs_bits;
+  // a coin toss for four_over_six). |x| bits come from the plan, |x| as float32 is computed once
+  // per group, the sign bits at the end.
+  const int16_t(*abs_bits)[16] = plan.abs_bits;
   HWY_ALIGN float abs_even[kGroup][8], abs_odd[kGroup][8];
   for (size_t j = 0; j < kGroup; ++j) AbsEvenOdd(hn::Load(d, abs_bits[j]), abs_even[j], abs_odd[j]);
   HWY_ALIGN int16_t slots[2][kGroup][16];
@@ -487,8 +486,9 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
       PlanGroup<kBuckets>(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
     }
     const size_t b0 = g * kGroup;
-    QuantizeGroup<kCandidates, kBuckets>(in + b0 * 16, p, num_candidates, plans[g & 1], codes + b0 * 8,
-                               scales + b0, chosen != nullptr ? chosen + b0 : nullptr);
+    QuantizeGroup<kCandidates, kBuckets>(in + b0 * 16, p, num_candidates, plans[g & 1],
+                                         codes + b0 * 8, scales + b0,
+                                         chosen != nullptr ? chosen + b0 : nullptr);
   }
   const size_t b0 = num_groups * kGroup;
   if (b0 == num_blocks) return;
@@ -498,7 +498,8 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
                            uint8_t* group_chosen) {
                          PlanGroup<kBuckets>(group_in, p, num_candidates, &plans[0]);
                          QuantizeGroup<kCandidates, kBuckets>(group_in, p, num_candidates, plans[0],
-                                                    group_codes, group_scales, group_chosen);
+                                                              group_codes, group_scales,
+                                                              group_chosen);
                        });
 }
 

@@ -115,9 +115,9 @@ using Nvfp4Bf16Test = hwy::TestWithParamTarget;
 HWY_TARGET_INSTANTIATE_TEST_SUITE_P(Nvfp4Bf16Test);
 
 // On every target, every entry up to max_bits of the block-scale code table equals the
-// reference's scale for that BF16 block amax: dynamic scales for every global scale above, static ones (max, 448 and 256;
-// four_over_six's two candidates; the mse sweep's first two) for amaxes of real weights and both
-// regime ends.
+// reference's scale for that BF16 block amax: dynamic scales for every global scale above, static
+// ones (max, 448 and 256; four_over_six's two candidates; the mse sweep's first two) for amaxes of
+// real weights and both regime ends.
 TEST_P(Nvfp4Bf16Test, ScaleCodeTableMatchesTheReferenceScale) {
   const std::vector<float> one = {1.0f}, four_over_six = {1.0f, 1.5f}, mse_two = {0.25f, 0.3f};
   for (const float g : kGlobalScales) {
