@@ -22,8 +22,8 @@
 // port.
 // Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
 // 8.8 GB/s of BF16, four_over_six 2.0 -> 2.8 with the bounds; 9.9 and 3.3 with the scale-code
-// table, Select's ternlog and the unrolled candidate loops; 12.2 and 3.7 with the buckets, the
-// gathered scale codes and the row offsets.
+// table, Select's ternlog and the unrolled candidate loops; 12.2 and 3.8 with the buckets, the
+// gathered scale codes, the row offsets and the plan's |x| bits.
 //
 // Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps) nor a two-source
 // saturating 16 -> 8 bit pack (packuswb), its TableLookupLanes wants indices below 8 where vpermps
@@ -201,6 +201,8 @@ HWY_INLINE hn::Vec256<int16_t> CodesAt(hn::Vec256<int16_t> abs_bits,
                                        const Nvfp4DecisionTable& table, uint32_t offset) {
 #if HWY_TARGET <= HWY_AVX3
   if constexpr (kBuckets) return BucketCodes(abs_bits, RowAt<true>(table, offset));
+#else
+  static_assert(!kBuckets, "the bucket form needs AVX-512 (vpermi2w)");
 #endif
   return MagnitudeCodes(abs_bits, RowAt<false>(table, offset));
 }

@@ -56,6 +56,7 @@ bool FillBuckets(const Nvfp4DecisionTable::Row& row, Nvfp4DecisionTable::BucketR
 
 bool Nvfp4DecisionTable::Build(float global_scale) {
   constexpr float kMaxDivisor = 131072.0f;  // 2^17
+  has_buckets = false;                      // until every row is filled
   for (int code = 1; code <= 0x7E; ++code) {
     const float s = DecodeE4M3(static_cast<uint8_t>(code));
     const float divisor = s * global_scale;

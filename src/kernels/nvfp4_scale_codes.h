@@ -18,7 +18,8 @@ struct Nvfp4ScaleCodeTable {
   static constexpr size_t kMaxCandidates = 2;  // max, or four_over_six's two
   static constexpr size_t kEntries = 0x8000;   // BF16 magnitude bit patterns
   // code[k][a]: the E4M3 scale code candidate k gives a block whose max |x| has the BF16 bits a,
-  // for a <= max_bits (the tensor's amax: no block exceeds it); the kernels read no other entry.
+  // for a <= max_bits (the tensor's amax: no block exceeds it). The kernels' 32-bit gathers also
+  // read the 3 bytes past an entry and discard them: max_bits <= 0x7F7F keeps those inside.
   alignas(64) uint8_t code[kMaxCandidates][kEntries] = {};
   uint16_t max_bits = 0;
 };

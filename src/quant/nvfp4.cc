@@ -5,9 +5,9 @@
 //
 // Two passes over the input: the amax scan (validation: empty, NaN / Inf with the first index; the
 // global amax, which every block scale depends on), then the block kernels. Work is split into
-// tasks of kBlocksPerTask blocks (or whole rows when the last dimension needs padding), a size
-// that depends on the data only, and every block is computed on its own, so the bytes do not
-// depend on the thread count.
+// tasks of kBlocksPerTask blocks (or of whole rows, about kElementsPerRowTask elements, when the
+// last dimension needs padding), a size that depends on the shape only, and every block is
+// computed on its own, so the bytes do not depend on the thread count.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -27,11 +27,14 @@
 namespace qf {
 namespace {
 
-// 16384 blocks = 256 Ki elements (512 KiB of BF16) per task: few enough task starts (each
-// restarts the kernel's prefetch and plan pipeline) and still 2048 tasks per GiB to balance.
-// 1 GiB BF16, 2 threads, max: 93.3 -> 91.6 ms against 4096 blocks (larger tasks gained nothing
-// more).
+// Flat runs of whole blocks: 16384 blocks = 256 Ki elements (512 KiB of BF16) per task, few
+// enough task starts (each restarts the kernel's prefetch and plan pipeline) and still 2048 tasks
+// per GiB to balance. 1 GiB BF16, 2 threads, max, five interleaved A/B runs: 93.3-95.3 ->
+// 91.0-91.9 ms against 4096 blocks (65536 blocks or one task per thread gained nothing more).
 constexpr int64_t kBlocksPerTask = 16384;
+// Row-wise work (padded rows, dequantization): about 64 Ki elements per task, as measured
+// before; the row paths were not re-measured with larger tasks.
+constexpr int64_t kElementsPerRowTask = 65536;
 constexpr int64_t kMaxCandidates = 255;  // chosen_candidate is a byte
 
 ErrorContext Where(const TensorView& tensor) {
@@ -253,7 +256,7 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
   // A last dimension that is not a multiple of 16: each row is widened into a zero-padded
   // buffer (Model Optimizer's reduce_block_padding), whole rows per task.
   const uint64_t rows_per_task =
-      std::max<uint64_t>(1, static_cast<uint64_t>(kBlocksPerTask * 16 / padded_cols));
+      std::max<uint64_t>(1, static_cast<uint64_t>(kElementsPerRowTask / padded_cols));
   const Partition partition{static_cast<uint64_t>(rows), rows_per_task};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t worker) {
     std::vector<float>& buffer = scratch[worker];
@@ -275,7 +278,7 @@ void DequantizeNvfp4(const Nvfp4Tensor& tensor, std::span<float> out, ThreadPool
   for (int c = 0; c < 16; ++c) e2m1[c] = DecodeE2M1(static_cast<uint8_t>(c));
   const float g = tensor.global_scale;
   const uint64_t rows_per_task = std::max<uint64_t>(
-      1, static_cast<uint64_t>(kBlocksPerTask * 16 / std::max<int64_t>(1, tensor.padded_cols)));
+      1, static_cast<uint64_t>(kElementsPerRowTask / std::max<int64_t>(1, tensor.padded_cols)));
   const Partition partition{static_cast<uint64_t>(tensor.rows), rows_per_task};
   ParallelFor(pool, partition.NumTasks(), [&](uint64_t task, size_t) {
     for (uint64_t r = partition.Begin(task); r < partition.End(task); ++r) {

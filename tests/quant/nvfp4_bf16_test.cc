@@ -36,10 +36,22 @@ const float kBelowRegimeG = std::ldexp(1.0f, -141);
 const float kAboveRegimeG = 0x1.24924ap+8f;
 
 // The global scales of the exhaustive test: both ends of the regime, 1 (E2M1 ties exactly
-// representable), and a few of real weights' magnitude.
-const float kGlobalScales[] = {
-    kSmallestG, kLargestG, std::ldexp(1.0f, -139), 292.0f, 1.0f, 3.7e-5f, 0.0123f, 1.7e-10f,
-    6.02e-3f,   41.0f};
+// representable), a few of real weights' magnitude, and three just above the smallest g whose
+// rows all fit the bucket form (about 2^-118.3, where the bounds of the smallest codes are
+// subnormal and most crowded).
+const float kGlobalScales[] = {kSmallestG,
+                               kLargestG,
+                               std::ldexp(1.0f, -139),
+                               292.0f,
+                               1.0f,
+                               3.7e-5f,
+                               0.0123f,
+                               1.7e-10f,
+                               6.02e-3f,
+                               41.0f,
+                               0x1.99999ap-119f,
+                               std::ldexp(1.0f, -116),
+                               std::ldexp(1.0f, -110)};
 
 // The E2M1 magnitude code of |x| bits from a row's bucket form, as nvfp4_bounds.h defines it
 // (a scalar model of the AVX-512 kernels' BucketCodes).
@@ -95,8 +107,16 @@ TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
         for (int m = 0; m < 8; ++m) {
           EXPECT_EQ(Bits(bucket_row.magnitude[m]), Bits(table.row[code].magnitude[m]));
         }
-        // Past 0x7F80 (Inf; NaN never reaches the kernels) the clamp keeps code 7.
-        EXPECT_EQ(BucketCode(bucket_row, 0x7FFF), 7) << "g " << g << " code " << code;
+        // The form's preconditions: a 32-aligned base below the first bound, the last bound
+        // within the 1024 patterns that the clamp keeps.
+        int t[Nvfp4DecisionTable::kBounds];
+        for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) {
+          t[k] = table.row[code].bound[k][0] + 1;
+        }
+        EXPECT_EQ(bucket_row.base[0] % 32, 0) << "g " << g << " code " << code;
+        EXPECT_LT(int{bucket_row.base[0]}, t[0]) << "g " << g << " code " << code;
+        EXPECT_LE(t[Nvfp4DecisionTable::kBounds - 1] - int{bucket_row.base[0]}, 1023)
+            << "g " << g << " code " << code;
       }
     }
   }
@@ -191,7 +211,7 @@ std::vector<uint16_t> WeightsWithAmax(size_t n, float amax, uint32_t seed) {
 // Tensors on both sides of each edge of the regime, for both normalisation constants (448 and
 // four-over-six's 256, whose upper edge is lower): global amax 782,336 / 786,432 and 448,512 /
 // 450,560 (BF16 values around 786,432 and 449,390), 2^-129 / 2^-130 / 2^-131 (around 2^-129.6
-// and 2^-130.4); real weights' magnitudes; an all-zero tensor (g = 1); 9,000 blocks (three kernel
+// and 2^-130.4); real weights' magnitudes; an all-zero tensor (g = 1); 33,000 blocks (three kernel
 // tasks, a partial last group) on three threads. Which side each case is on is checked, not
 // assumed, and both sides must occur for each constant.
 TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
@@ -199,7 +219,7 @@ TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
   const struct {
     int64_t rows, cols;
     float amax;
-  } kCases[] = {{300, 480, 0.37f},
+  } kCases[] = {{1100, 480, 0.37f},
                 {7, 48, 782336.0f},
                 {7, 48, 786432.0f},
                 {7, 48, 448512.0f},
@@ -241,7 +261,7 @@ TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
 
 // The kernels with and without the decision table, in its bucket form or by binary search, give
 // the same bytes (on targets without the division-free path all calls run the division kernels),
-// for max, static max, four_over_six and the 39-candidate mse sweep.
+// for max, static max, four_over_six, the 39-candidate mse sweep and a tiny static scale.
 TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   const size_t num_blocks = 16 * 37 + 5;  // whole groups and a partial one
   const auto bf16 = WeightsWithAmax(num_blocks * 16, 2.5f, 99);
@@ -250,6 +270,10 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   const std::vector<float> mse = MseMultipliers(MseSweep{});
   const std::vector<float> four_over_six = {1.0f, 1.5f};
   const std::vector<float> one = {1.0f};
+  // A scale 1/40 of max's maps a block's amax to about 240: |x| then reaches up to ~1,270 BF16
+  // patterns past its row's base, beyond the bucket form's 1024, so its clamp is exercised (alone:
+  // as one of several candidates it would lose, and its codes would not reach the output).
+  const std::vector<float> tiny = {0.025f};
   const struct {
     bool dynamic;
     float norm;
@@ -257,7 +281,8 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   } kRules[] = {{true, 448.0f, &one},
                 {false, 448.0f, &one},
                 {false, 256.0f, &four_over_six},
-                {false, 448.0f, &mse}};
+                {false, 448.0f, &mse},
+                {false, 448.0f, &tiny}};
   for (const auto& rule : kRules) {
     Nvfp4KernelParams params;
     params.dynamic_scales = rule.dynamic;
