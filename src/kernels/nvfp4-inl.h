@@ -508,16 +508,36 @@ inline void QuantizeNvfp4BlocksF32(const float* in, size_t num_blocks, const Nvf
                                    uint8_t* codes, uint8_t* scales, uint8_t* chosen) {
   QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
 }
+// The kernels QuantizeNvfp4BlocksBF16 runs for `p` on this target (Nvfp4BF16PathFor,
+// nvfp4_kernels.h).
+inline Nvfp4BF16Path BF16PathFor(const Nvfp4KernelParams& p) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  if (p.bf16_table == nullptr) return Nvfp4BF16Path::kDivision;
+#if HWY_TARGET <= HWY_AVX3
+  if (p.bf16_table->has_buckets) return Nvfp4BF16Path::kBoundsBuckets;
+#endif
+  return Nvfp4BF16Path::kBoundsSearch;
+#else
+  (void)p;
+  return Nvfp4BF16Path::kDivision;
+#endif
+}
+
 inline void QuantizeNvfp4BlocksBF16(const uint16_t* in, size_t num_blocks,
                                     const Nvfp4KernelParams& p, uint8_t* codes, uint8_t* scales,
                                     uint8_t* chosen) {
+  switch (BF16PathFor(p)) {  // the division-free kernels are in nvfp4_bf16-inl.h
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  if (p.bf16_table != nullptr) {  // division-free kernels (nvfp4_bf16-inl.h)
-    QuantizeNvfp4BlocksBF16Bounds(in, num_blocks, p, codes, scales, chosen);
-    return;
-  }
+#if HWY_TARGET <= HWY_AVX3
+    case Nvfp4BF16Path::kBoundsBuckets:
+      return QuantizeNvfp4BlocksBF16Rows<true>(in, num_blocks, p, codes, scales, chosen);
 #endif
-  QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
+    case Nvfp4BF16Path::kBoundsSearch:
+      return QuantizeNvfp4BlocksBF16Rows<false>(in, num_blocks, p, codes, scales, chosen);
+#endif
+    default:
+      return QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
+  }
 }
 
 }  // namespace HWY_NAMESPACE

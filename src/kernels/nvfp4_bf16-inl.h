@@ -507,6 +507,9 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
 
 }  // namespace bf16_bounds
 
+// The division-free kernels on a BF16 table's rows: the bucket form where kBuckets (AVX-512
+// targets with Nvfp4DecisionTable::has_buckets), else the binary search. nvfp4-inl.h's
+// BF16PathFor picks one.
 template <bool kBuckets>
 void QuantizeNvfp4BlocksBF16Rows(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
                                  const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
@@ -521,18 +524,6 @@ void QuantizeNvfp4BlocksBF16Rows(const uint16_t* HWY_RESTRICT in, size_t num_blo
       return bf16_bounds::QuantizeBlocks<0, kBuckets>(in, num_blocks, p, num_candidates, codes,
                                                       scales, chosen);
   }
-}
-
-inline void QuantizeNvfp4BlocksBF16Bounds(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
-                                          const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
-                                          uint8_t* HWY_RESTRICT scales,
-                                          uint8_t* HWY_RESTRICT chosen) {
-#if HWY_TARGET <= HWY_AVX3
-  if (p.bf16_table->has_buckets) {
-    return QuantizeNvfp4BlocksBF16Rows<true>(in, num_blocks, p, codes, scales, chosen);
-  }
-#endif
-  QuantizeNvfp4BlocksBF16Rows<false>(in, num_blocks, p, codes, scales, chosen);
 }
 
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2

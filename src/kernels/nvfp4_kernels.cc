@@ -15,6 +15,7 @@ namespace qf {
 HWY_EXPORT(QuantizeNvfp4BlocksF32);
 HWY_EXPORT(QuantizeNvfp4BlocksBF16);
 HWY_EXPORT(BuildNvfp4ScaleCodes);
+HWY_EXPORT(BF16PathFor);
 
 void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& params,
                             std::span<uint8_t> codes, std::span<uint8_t> scales,
@@ -28,6 +29,10 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
                              std::span<uint8_t> chosen) {
   HWY_DYNAMIC_DISPATCH(QuantizeNvfp4BlocksBF16)(in.data(), in.size() / 16, params, codes.data(),
                                                 scales.data(), chosen.empty() ? nullptr : chosen.data());
+}
+
+Nvfp4BF16Path Nvfp4BF16PathFor(const Nvfp4KernelParams& params) {
+  return HWY_DYNAMIC_DISPATCH(BF16PathFor)(params);
 }
 
 void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,

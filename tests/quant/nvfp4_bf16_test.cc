@@ -323,6 +323,34 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   }
 }
 
+// Each target takes the kernels it is meant to: the bucket form on AVX-512 (a slower path there
+// would still give the same bytes, so only this pins it), the binary search on AVX2 and on
+// AVX-512 for a table without buckets, the division kernels below AVX2 and without a table.
+TEST_P(Nvfp4Bf16Test, DispatchTakesTheExpectedPath) {
+  Nvfp4KernelParams params;
+  params.global_scale = 3.7e-5f;
+  params.six_global_scale = 6.0f * params.global_scale;
+  auto table = std::make_unique<Nvfp4DecisionTable>();
+  ASSERT_TRUE(table->Build(params.global_scale));
+  ASSERT_TRUE(table->has_buckets);
+  const int64_t target = GetParam();
+#if HWY_ARCH_X86
+  const bool avx512 = target <= HWY_AVX3, avx2 = target <= HWY_AVX2;
+#else
+  const bool avx512 = false, avx2 = false;
+#endif
+  EXPECT_EQ(Nvfp4BF16PathFor(params), Nvfp4BF16Path::kDivision);
+  params.bf16_table = table.get();
+  EXPECT_EQ(Nvfp4BF16PathFor(params),
+            avx512 ? Nvfp4BF16Path::kBoundsBuckets
+                   : (avx2 ? Nvfp4BF16Path::kBoundsSearch : Nvfp4BF16Path::kDivision))
+      << hwy::TargetName(target);
+  table->has_buckets = false;
+  EXPECT_EQ(Nvfp4BF16PathFor(params),
+            avx2 ? Nvfp4BF16Path::kBoundsSearch : Nvfp4BF16Path::kDivision)
+      << hwy::TargetName(target);
+}
+
 // One output tensor reused across calls of different shapes and algorithms gives what fresh
 // outputs give (the chosen-candidate bytes of a search do not survive into a max call).
 TEST_P(Nvfp4Bf16Test, QuantizeIntoReusesTheOutputTensor) {
