@@ -508,6 +508,7 @@ inline void QuantizeNvfp4BlocksF32(const float* in, size_t num_blocks, const Nvf
                                    uint8_t* codes, uint8_t* scales, uint8_t* chosen) {
   QuantizeNvfp4Blocks(in, num_blocks, p, codes, scales, chosen);
 }
+
 // The kernels QuantizeNvfp4BlocksBF16 runs for `p` on this target (Nvfp4BF16PathFor,
 // nvfp4_kernels.h).
 inline Nvfp4BF16Path BF16PathFor(const Nvfp4KernelParams& p) {
