@@ -1,9 +1,10 @@
 // The division-free BF16 NVFP4 path (src/kernels/nvfp4_bounds.h, nvfp4_bf16-inl.h) against the
-// scalar spec: the decision bounds exhaustively (every BF16 magnitude under every E4M3 scale code
-// for global scales across the whole regime, both of its ends included), the regime's edges,
-// the kernels on every Highway target against the reference for tensors on both sides of those
-// edges and against the division kernels directly, the block-scale code table exhaustively, and
-// the reuse of an output tensor by QuantizeNvfp4Into.
+// scalar spec: the decision bounds and their bucket form exhaustively (every BF16 magnitude under
+// every E4M3 scale code for global scales across the whole regime, both of its ends included),
+// the regime's edges, the kernels on every Highway target against the reference for tensors on
+// both sides of those edges and against the division kernels directly, which kernels each target
+// runs, the block-scale code table exhaustively, and the reuse of an output tensor by
+// QuantizeNvfp4Into.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,8 +65,8 @@ TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
   Nvfp4DecisionTable table;
   for (const float g : kGlobalScales) {
     ASSERT_TRUE(table.Build(g)) << "g " << g;
-    // The bucket form holds unless the divisors reach down to subnormal bounds (g below about
-    // 2^-117); both kernel paths are then exercised by the tests below.
+    // The bucket form holds unless the divisors reach down to crowded subnormal bounds (g below
+    // about 2^-118.3); both kernel paths are exercised by the tests below.
     EXPECT_EQ(table.has_buckets, g > std::ldexp(1.0f, -120)) << "g " << g;
     for (int code = 1; code <= 0x7E; ++code) {
       const float s = DecodeE4M3(static_cast<uint8_t>(code));
