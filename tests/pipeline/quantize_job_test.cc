@@ -96,8 +96,8 @@ TEST_F(QuantizeJobTest, WeightOnlyNvfp4LayoutAndConfig) {
 TEST_F(QuantizeJobTest, DeterministicAcrossThreads) {
   std::map<std::string, std::string> first;
   for (size_t threads : {1u, 2u, 3u}) {
-    QuantizeOptions o =
-        Options("NVFP4_W4A4_WEIGHT_MSE_FP8_SWEEP_CFG", std::string("t").append(std::to_string(threads)));
+    QuantizeOptions o = Options("NVFP4_W4A4_WEIGHT_MSE_FP8_SWEEP_CFG",
+                                std::string("t").append(std::to_string(threads)));
     o.weight_only = true;
     ThreadPool pool(threads);
     RunQuantize(o, &pool);

@@ -258,8 +258,9 @@ TEST(Nvfp4Errors, FirstNonFiniteAcrossChunksAndThreads) {
   }
 }
 
-// Outputs of 4 MiB and more are allocated with a huge-page hint before the kernels write them: the
-// bytes equal those of row slices small enough to get no hint, quantized with the same global amax.
+// Outputs of kMinRecycledBytes (1 MiB) and more come from ByteBuffer's huge-page-advised blocks
+// (byte_buffer.h): the bytes equal those of row slices small enough to get plain heap memory
+// (0.53 MB of codes each), quantized with the same global amax.
 TEST(Nvfp4Output, LargeOutputsEqualSlices) {
   const int64_t rows = 8192, cols = 1040, slice_rows = 1024;  // codes: 4.26 MB in one piece
   std::vector<uint16_t> bf16(static_cast<size_t>(rows * cols));
