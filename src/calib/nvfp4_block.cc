@@ -29,7 +29,7 @@ uint8_t DynamicScale(float block_amax, const Nvfp4BlockRule& rule) {
 // The fixed addition tree of QuantizeNvfp4's block loss (nvfp4_reference.h ReferenceBlockLoss).
 float TreeSum(const float (&e)[16]) {
   float p[8], r[4], t[2];
-  for (int i = 0; i < 8; ++i) p[i] = e[i] + e[i + 8];
+  for (int i = 0; i < 8; ++i) p[i] = e[2 * i] + e[2 * i + 1];
   for (int i = 0; i < 4; ++i) r[i] = p[i] + p[i + 4];
   for (int i = 0; i < 2; ++i) t[i] = r[i] + r[i + 2];
   return t[0] + t[1];

@@ -8,8 +8,8 @@
 //      rounding done with integer arithmetic on the float32 bits (RoundE4M3);
 //   3. per block, x / (s * g) with an exact Div, E2M1 rounding on the bits (EncodeE2M1), nibble
 //      packing with a u64 shift-or and TruncateTo, and, when there are candidates to compare, the
-//      squared error summed in the tree order of ReferenceBlockLoss: vector pairs first, then
-//      lower plus upper half within a vector.
+//      squared error summed in the tree order of ReferenceBlockLoss: neighbouring elements first
+//      (even plus odd lanes), then vector pairs, then lower plus upper half within a vector.
 // All arithmetic is IEEE float32 with each operation rounded on its own (-ffp-contract=off; Mul
 // then Add, never MulAdd), so every target equals the scalar reference bit for bit.
 // BF16 tensors with whole blocks and a global scale in the exact regime of nvfp4_bounds.h take
@@ -147,7 +147,26 @@ HWY_INLINE float EncodeBlock(DF df, const T* HWY_RESTRICT in, float divisor, flo
   if constexpr (!kLoss) {
     return 0.0f;
   } else {
-    for (size_t count = kVecs; count > 1; count /= 2) {
+    // The tree's first level adds neighbours, e[2i] + e[2i + 1]: neighbouring vectors on SCALAR,
+    // else the even and the odd lanes of a vector pair (of the one vector with 16 lanes).
+    size_t count = kVecs / 2;
+#if HWY_TARGET == HWY_SCALAR
+    for (size_t k = 0; k < count; ++k) err[k] = hn::Add(err[2 * k], err[2 * k + 1]);
+#else
+    if constexpr (kVecs == 1) {
+      const hn::Half<DF> dh;
+      const auto pairs =
+          hn::Add(hn::ConcatEven(df, err[0], err[0]), hn::ConcatOdd(df, err[0], err[0]));
+      return SumTree(dh, hn::LowerHalf(dh, pairs));
+    } else {
+      for (size_t k = 0; k < count; ++k) {
+        err[k] = hn::Add(hn::ConcatEven(df, err[2 * k + 1], err[2 * k]),
+                         hn::ConcatOdd(df, err[2 * k + 1], err[2 * k]));
+      }
+    }
+#endif
+    // Then vector pairs (pair sums i and i + 4 where a vector holds fewer than 8), then halves.
+    for (; count > 1; count /= 2) {
       for (size_t k = 0; k < count / 2; ++k) err[k] = hn::Add(err[k], err[k + count / 2]);
     }
     return SumTree(df, err[0]);
@@ -168,8 +187,8 @@ HWY_INLINE float BlockAmax(DF df, const T* HWY_RESTRICT in) {
 // AVX-512 path: one block per 16-lane vector, and the per-block reductions (amax, loss) of a whole
 // group done as one transposing tree of 128-bit-chunk and in-chunk shuffles instead of a lane
 // reduction per block (about 2 shuffles per block instead of 5). The reduction tree is exactly
-// ReferenceBlockLoss's (level 1 adds elements i and i + 8, level 2 i and i + 4, level 3 i and
-// i + 2, level 4 the last pair), so sums stay bit-identical; max is exact in any order.
+// ReferenceBlockLoss's (level 1 adds elements 2i and 2i + 1, level 2 pairs i and i + 4, level 3
+// i and i + 2, level 4 the last pair), so sums stay bit-identical; max is exact in any order.
 //
 // Written in Highway ops, each the one instruction the tree needs, except level 2: it pairs the
 // 128-bit chunks 0 with 1 and 2 with 3 of two vectors at once (vshuff32x4 with the even and the
@@ -245,9 +264,9 @@ template <bool kMax>
 HWY_INLINE hn::Vec512<float> ReduceBlocks16(const hn::Vec512<float>* v) {
   const DF512 df;
   hn::Vec512<float> w[8];
-  for (int m = 0; m < 8; ++m) {  // chunks 0, 1 with chunks 2, 3: e[i] + e[i + 8]
-    w[m] = CombinePairs<kMax>(hn::ConcatLowerLower(df, v[2 * m + 1], v[2 * m]),
-                              hn::ConcatUpperUpper(df, v[2 * m + 1], v[2 * m]));
+  for (int m = 0; m < 8; ++m) {  // even with odd lanes, two blocks at once: e[2i] + e[2i + 1]
+    w[m] = CombinePairs<kMax>(hn::ConcatEven(df, v[2 * m + 1], v[2 * m]),
+                              hn::ConcatOdd(df, v[2 * m + 1], v[2 * m]));
   }
   return ToBlockOrder(ReducePairs8<kMax>(w));
 }
@@ -369,9 +388,8 @@ HWY_INLINE void QuantizeGroupAVX3(const T* HWY_RESTRICT in, const Nvfp4KernelPar
 // BF16 groups: one 512-bit load holds two blocks; (bits << 16) gives their even-indexed elements
 // and (bits & 0xFFFF0000) their odd ones, already as float32, without a lane shuffle. The code of
 // element 2k and 2k + 1 then sit in the same u32 lane, so packing is code_even | code_odd << 4 and
-// one truncating store of 16 bytes (block 2m, then 2m + 1). Losses: the even and odd halves of a
-// block are exactly the tree's two subtrees (t[0] over e[0, 2, .., 14], t[1] over the odd
-// elements), each reduced by ReducePairs8, then t[0] + t[1].
+// one truncating store of 16 bytes (block 2m, then 2m + 1). Losses: the tree's first level adds
+// the even and the odd vector as they are (element 2i plus element 2i + 1), then ReducePairs8.
 HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                                   size_t num_candidates, uint8_t* HWY_RESTRICT codes,
                                   uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
@@ -426,13 +444,13 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
   HWY_ALIGN uint8_t candidate_codes[kNvfp4Group * 8];
   for (size_t k = 0; k < num_candidates; ++k) {
     ComputeGroupScales(df, amax, p, p.candidates[k], &group);
-    hn::Vec512<float> e2_even[kPairs], e2_odd[kPairs];
+    hn::Vec512<float> pair_sums[kPairs];
     for (size_t m = 0; m < kPairs; ++m) {
-      encode_pair(m, true, candidate_codes + m * 16, &e2_even[m], &e2_odd[m]);
+      hn::Vec512<float> e2_even, e2_odd;
+      encode_pair(m, true, candidate_codes + m * 16, &e2_even, &e2_odd);
+      pair_sums[m] = hn::Add(e2_even, e2_odd);  // the tree's first level: e[2i] + e[2i + 1]
     }
-    const auto loss =
-        ToBlockOrder(hn::Add(ReducePairs8<false>(e2_even), ReducePairs8<false>(e2_odd)));
-    best.Update(k, loss, group.code, candidate_codes);
+    best.Update(k, ToBlockOrder(ReducePairs8<false>(pair_sums)), group.code, candidate_codes);
   }
   best.Store(codes, scales, chosen);
 }

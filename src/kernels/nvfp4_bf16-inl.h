@@ -13,9 +13,9 @@
 //      (BucketCodes), else a binary search over the row's 7 bound vectors; packing of four
 //      blocks at once (pair sums c0 + 16 c1, two saturating packs, one lane permute);
 //   4. with several candidates, the loss of each block, sum((|x| - magnitude[code])^2) in the
-//      tree order of ReferenceBlockLoss (the even elements form the tree's first subtree and the
-//      odd ones the second), and per block the better candidate's codes (two slots per block,
-//      a bit per block says which holds the best: no data-dependent branches).
+//      tree order of ReferenceBlockLoss (its first level adds the even and the odd elements' lanes
+//      as they are), and per block the better candidate's codes (two slots per block, a bit per
+//      block says which holds the best: no data-dependent branches).
 // 256-bit vectors on purpose: the compares are written VecFromMask(Gt(..)), which the AVX2 target
 // compiles to VEX vpcmpgtw (a vector result, three ports) and for which GCC folds the AVX3
 // target's mask compare back into the same instruction; 512-bit compares into masks share one
@@ -112,11 +112,12 @@ HWY_INLINE void GroupAmaxLanes(const uint16_t* HWY_RESTRICT in, int16_t (*HWY_RE
     hn::Store(a, d, abs[j]);
     return a;
   };
-  // w[m]: block 2m's 8 partial maxima in the lower half, block 2m + 1's in the upper.
+  // w[m]: block 2m's 8 partial maxima in the lower half, block 2m + 1's in the upper (a blend
+  // and one lane shuffle, as in Merge1).
   hn::Vec256<int16_t> w[8];
   for (size_t m = 0; m < 8; ++m) {
     const auto a0 = abs_bits(2 * m), a1 = abs_bits(2 * m + 1);
-    w[m] = hn::Max(hn::ConcatLowerLower(d, a1, a0), hn::ConcatUpperUpper(d, a1, a0));
+    w[m] = hn::Max(hn::ConcatUpperLower(d, a1, a0), hn::ConcatLowerUpper(d, a1, a0));
   }
   // z[m]: 4 partials each of blocks 4m, 4m + 2 (lower half) and 4m + 1, 4m + 3 (upper half).
   hn::Vec256<int16_t> z[4];
@@ -297,13 +298,15 @@ HWY_INLINE void SquaredErrors(const float* HWY_RESTRICT abs_even, const float* H
   *odd = hn::Mul(e_odd, e_odd);
 }
 
-// The transposing tree sums of 8 blocks' halves (lane i: element 2i, or 2i + 1, of a block):
-// lane i + 4, then i + 2, then i + 1, as ReferenceBlockLoss pairs them. Merge1 runs as soon as a
-// pair of blocks is ready (fewer live vectors); Finish takes the 4 pair sums and returns the 8
-// block sums in the trees' lane order.
+// The rest of the transposing tree over 8 blocks (lane i: element 2i plus element 2i + 1 of a
+// block): lane i + 4, then i + 2, then i + 1, as ReferenceBlockLoss pairs them. Merge1 runs as
+// soon as a pair of blocks is ready (fewer live vectors); Finish takes the 4 pair sums and
+// returns the 8 block sums in the trees' lane order.
+// Merge1 adds {a.lower, b.upper} (a blend, any port) and {a.upper, b.lower} (one lane shuffle):
+// a.lower + a.upper and b.upper + b.lower, the same sums as with two shuffles since + commutes.
 HWY_INLINE hn::Vec256<float> Merge1(hn::Vec256<float> a, hn::Vec256<float> b) {
   const DF df;
-  return hn::Add(hn::ConcatLowerLower(df, b, a), hn::ConcatUpperUpper(df, b, a));
+  return hn::Add(hn::ConcatUpperLower(df, b, a), hn::ConcatLowerUpper(df, b, a));
 }
 
 HWY_INLINE hn::Vec256<float> Finish(const hn::Vec256<float>* w) {
@@ -422,7 +425,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
     uint32_t better_bits = 0;
 #pragma GCC unroll 2
     for (size_t h = 0; h < 2; ++h) {
-      hn::Vec256<float> w_even[4], w_odd[4];
+      hn::Vec256<float> w[4];
 #pragma GCC unroll 4
       for (size_t i = 0; i < 8; i += 2) {
         hn::Vec256<float> e2_even[2], e2_odd[2];
@@ -435,10 +438,10 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
           SquaredErrors(abs_even[j], abs_odd[j], magnitude,
                         RowAt<kBuckets>(table, row_offset[j]).magnitude, &e2_even[t], &e2_odd[t]);
         }
-        w_even[i / 2] = Merge1(e2_even[0], e2_even[1]);
-        w_odd[i / 2] = Merge1(e2_odd[0], e2_odd[1]);
+        // The tree's first level, element 2i plus element 2i + 1, needs no shuffle here.
+        w[i / 2] = Merge1(hn::Add(e2_even[0], e2_odd[0]), hn::Add(e2_even[1], e2_odd[1]));
       }
-      const auto loss = ToBlockOrder8(hn::Add(Finish(w_even), Finish(w_odd)));
+      const auto loss = ToBlockOrder8(Finish(w));
       // Strict <: ties keep the earlier candidate; the first one always enters.
       const auto better = k == 0 ? hn::FirstN(df, 8) : hn::Lt(loss, best_loss[h]);
       best_loss[h] = hn::IfThenElse(better, loss, best_loss[h]);

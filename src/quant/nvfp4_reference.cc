@@ -75,7 +75,7 @@ uint8_t ReferenceDynamicBlockScale(float block_amax, float six_g) {
 
 float ReferenceBlockLoss(std::span<const float, 16> e) {
   float p[8], r[4], t[2];
-  for (int i = 0; i < 8; ++i) p[i] = e[i] + e[i + 8];
+  for (int i = 0; i < 8; ++i) p[i] = e[2 * i] + e[2 * i + 1];
   for (int i = 0; i < 4; ++i) r[i] = p[i] + p[i + 4];
   for (int i = 0; i < 2; ++i) t[i] = r[i] + r[i + 2];
   return t[0] + t[1];

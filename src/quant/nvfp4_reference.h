@@ -30,8 +30,8 @@ uint8_t ReferenceDynamicBlockScale(float block_amax, float six_g);
 uint8_t ReferenceStaticBlockScale(float candidate_amax, float norm, float global_amax_over_6);
 
 // The per-block loss of the scale search: sum over the 16 elements of (w - deq)^2 in float32,
-// added in the fixed tree order p[i] = e[i] + e[i+8], r[i] = p[i] + p[i+4], t[i] = r[i] + r[i+2],
-// loss = t[0] + t[1], which every SIMD width reproduces bit for bit.
+// added in the fixed tree order p[i] = e[2i] + e[2i+1] (neighbours first), r[i] = p[i] + p[i+4],
+// t[i] = r[i] + r[i+2], loss = t[0] + t[1], which every SIMD width reproduces bit for bit.
 float ReferenceBlockLoss(std::span<const float, 16> squared_errors);
 
 }  // namespace qf

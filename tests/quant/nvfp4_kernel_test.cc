@@ -181,8 +181,9 @@ TEST_P(Nvfp4TargetTest, MisalignedInputEqualsReference) {
 // candidates share add the same small d^2 to both at the same positions: 1.5 + d and 3 + d for
 // F32 inputs; for BF16 (8-bit significands, whose squares near 1.5 would add exactly) values
 // |d| < 2^-11 that both round to 0, whose squares sit near half an ulp of the partial sums.
-// Random layouts are searched for ones where the tree order and a left-to-right sum, or the sum
-// of even-odd pairs first, choose differently (thousands of the 20,000 tried).
+// Random layouts are searched for ones where the tree order and a left-to-right sum, or a tree
+// that adds e[i] + e[i + 8] first (the order before 2026-11-24), choose differently (thousands of
+// the 20,000 tried).
 struct OrderSensitive {
   std::vector<float> blocks;
   float global_amax;
@@ -229,19 +230,20 @@ OrderSensitive OrderSensitiveBlocks(bool bf16) {
   }
   OrderSensitive out{{}, global_amax};
   for (int64_t b = 0; b < rows; ++b) {
-    float tree[2], sequential[2], even_odd[2];
+    float tree[2], sequential[2], halves_first[2];
     for (int c = 0; c < 2; ++c) {
       const float* e = &squared[c][b * 16];
       tree[c] = ReferenceBlockLoss(std::span<const float, 16>(e, 16));
       sequential[c] = 0.0f;
       for (int i = 0; i < 16; ++i) sequential[c] += e[i];
       float pairs[8], quads[4];
-      for (int i = 0; i < 8; ++i) pairs[i] = e[2 * i] + e[2 * i + 1];
+      for (int i = 0; i < 8; ++i) pairs[i] = e[i] + e[i + 8];
       for (int i = 0; i < 4; ++i) quads[i] = pairs[i] + pairs[i + 4];
-      even_odd[c] = (quads[0] + quads[2]) + (quads[1] + quads[3]);
+      halves_first[c] = (quads[0] + quads[2]) + (quads[1] + quads[3]);
     }
     const bool by_tree = tree[1] < tree[0];
-    if (by_tree != (sequential[1] < sequential[0]) || by_tree != (even_odd[1] < even_odd[0])) {
+    if (by_tree != (sequential[1] < sequential[0]) ||
+        by_tree != (halves_first[1] < halves_first[0])) {
       out.blocks.insert(out.blocks.end(), &candidates[b * 16], &candidates[b * 16] + 16);
     }
   }

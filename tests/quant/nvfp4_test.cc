@@ -292,15 +292,23 @@ TEST(Nvfp4Output, LargeOutputsEqualSlices) {
   }
 }
 
-// The loss tree adds e[i] + e[i + 8] first: with these values a left-to-right sum differs.
+// The loss tree adds neighbours e[2i] + e[2i + 1] first: with these values a left-to-right sum
+// and a tree that adds e[i] + e[i + 8] first give other results (1 + 2^-24 rounds to 1).
 TEST(Nvfp4Loss, FixedTreeOrder) {
   float e[16] = {};
-  e[0] = 1.0f, e[8] = 1e-8f, e[1] = 1e-8f, e[9] = 1e-8f;
+  e[0] = 1.0f, e[8] = 0x1p-24f, e[9] = 0x1p-24f;
   const float tree = ReferenceBlockLoss(std::span<const float, 16>(e, 16));
   float p[8], r[4];
-  for (int i = 0; i < 8; ++i) p[i] = e[i] + e[i + 8];
+  for (int i = 0; i < 8; ++i) p[i] = e[2 * i] + e[2 * i + 1];
   for (int i = 0; i < 4; ++i) r[i] = p[i] + p[i + 4];
   EXPECT_EQ(tree, (r[0] + r[2]) + (r[1] + r[3]));
+  EXPECT_EQ(tree, 1.0f + 0x1p-23f);  // e[8] + e[9] = 2^-23 is exact, then added to 1
+  float sequential = 0.0f, halves[8], r2[4];
+  for (int i = 0; i < 16; ++i) sequential += e[i];
+  for (int i = 0; i < 8; ++i) halves[i] = e[i] + e[i + 8];
+  for (int i = 0; i < 4; ++i) r2[i] = halves[i] + halves[i + 4];
+  EXPECT_NE(tree, sequential);
+  EXPECT_NE(tree, (r2[0] + r2[2]) + (r2[1] + r2[3]));
 }
 
 }  // namespace
