@@ -291,10 +291,15 @@ HWY_INLINE void EncodeBlockAVX3(hn::Vec512<float> x, float divisor, float s, flo
   }
 }
 
+// The low byte of each of 16 u32 lanes, by vpmovdb (AVX-512F): Highway 1.0.3's TruncateTo for
+// this shape is wrong on AVX3_DL (a 32-bit lane permute where it means a byte permute).
+HWY_INLINE hn::Vec128<uint8_t> LowBytes(hn::Vec512<uint32_t> v) {
+  return hn::Vec128<uint8_t>{_mm512_cvtepi32_epi8(v.raw)};
+}
+
 // Stores the low byte of each of 16 u32 lanes (block scale codes, candidate indices).
 HWY_INLINE void StoreLowBytes(hn::Vec512<uint32_t> v, uint8_t* HWY_RESTRICT out) {
-  const hn::Rebind<uint8_t, hn::Full512<uint32_t>> d8;
-  hn::StoreU(hn::TruncateTo(d8, v), d8, out);
+  hn::StoreU(LowBytes(v), hn::Full128<uint8_t>(), out);
 }
 
 // The running best of a group's 16 blocks over the candidates: loss, E4M3 scale code, candidate
@@ -431,7 +436,7 @@ HWY_INLINE void QuantizeGroupAVX3(const uint16_t* HWY_RESTRICT in, const Nvfp4Ke
       *e2_even = hn::Mul(err_even, err_even);
       *e2_odd = hn::Mul(err_odd, err_odd);
     }
-    hn::StoreU(hn::TruncateTo(d8, hn::Or(code_even, hn::ShiftLeft<4>(code_odd))), d8, out);
+    hn::StoreU(LowBytes(hn::Or(code_even, hn::ShiftLeft<4>(code_odd))), d8, out);
   };
   if (num_candidates == 1) {
     ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[0], &group);

@@ -47,6 +47,7 @@ bool FillBuckets(const Nvfp4DecisionTable::Row& row, Nvfp4DecisionTable::BucketR
     if (inside - below > 1) return false;
     const int last = inside > below ? t[below] : start + kBucket;  // start + 32: "no bound inside"
     out->entry[b] = static_cast<uint16_t>(below * 2048 + 2047 - (last - base - 1));
+    out->byte_entry[b] = static_cast<uint8_t>(below * 32 + 32 - (last - start));
   }
   for (int m = 0; m < 8; ++m) out->magnitude[m] = row.magnitude[m];
   return true;

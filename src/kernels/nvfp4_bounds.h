@@ -39,10 +39,10 @@ struct Nvfp4DecisionTable {
   };
   Row row[kCodes];  // 32 KiB; a tensor's blocks use a few dozen rows
 
-  // The same codes from one table lookup (the AVX-512 kernels' vpermi2w), where each bucket of
-  // 32 consecutive BF16 magnitude patterns holds at most one bound t, i.e. almost always: the
-  // bounds lie a factor of 1.4 or more apart (about 60 patterns; 51 at the least over all
-  // tables) once they are normal numbers.
+  // The same codes from one table lookup (the AVX-512 kernels' vpermi2w or vpermb), where each
+  // bucket of 32 consecutive BF16 magnitude patterns holds at most one bound t, i.e. almost
+  // always: the bounds lie a factor of 1.4 or more apart (about 60 patterns; 51 at the least over
+  // all tables) once they are normal numbers.
   // With base = the first bucket's start (the first bound minus one rounded down to a multiple of
   // 32: every pattern up to base has code 0) and
   // rel = min(max(bits - base, 0), 1023), bucket b = rel / 32 holds
@@ -50,12 +50,19 @@ struct Nvfp4DecisionTable {
   // for the n bounds at or below the bucket's start and the bound t inside it, so that
   //   code = (entry[rel / 32] + rel) / 2048,
   // all in unsigned 16-bit lanes (the sum stays below 2^14).
+  // The same entries as bytes for vpermb (AVX-512 VBMI, the AVX3_DL target: one uop where
+  // vpermi2w takes three), with r = rel % 32 the position inside the bucket:
+  //   byte_entry[b] = n * 32 + 32 - (t - base - 32 b)   (no bound inside: t - base - 32 b := 32),
+  //   code = (byte_entry[rel / 32] + r) / 32,
+  // since t - base - 32 b is in [1, 31] for a bound inside (at most 6 * 32 + 31 + 31 = 254).
   struct alignas(64) BucketRow {
-    uint16_t base[16];   // repeated over a 256-bit vector
-    uint16_t entry[32];  // 1024 patterns from base on: the bounds span a factor of about 20
-    float magnitude[8];  // as Row::magnitude
+    uint16_t base[16];        // repeated over a 256-bit vector
+    uint8_t byte_entry[32];   // for vpermb
+    float magnitude[8];       // as Row::magnitude
+    uint16_t entry[32];       // for vpermi2w; 1024 patterns from base on (the bounds span ~20x)
+    uint8_t unused[96];       // rows of 256 bytes: the kernels address a row by code << 8
   };
-  BucketRow bucket_row[kCodes];  // 16 KiB
+  BucketRow bucket_row[kCodes];  // 32 KiB
   // Every row fits the bucket form: g from about 2^-118.3 on (a global amax from about 2^-107),
   // though not monotonically just above that. One row that does not fit sends the whole tensor
   // to the binary search.

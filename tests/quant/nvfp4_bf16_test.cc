@@ -55,10 +55,16 @@ const float kGlobalScales[] = {kSmallestG,
                                std::ldexp(1.0f, -110)};
 
 // The E2M1 magnitude code of |x| bits from a row's bucket form, as nvfp4_bounds.h defines it
-// (a scalar model of the AVX-512 kernels' BucketCodes).
+// (scalar models of the AVX-512 kernels' BucketCodes): the word entries (vpermi2w, AVX3) and
+// the byte entries (vpermb, AVX3_DL).
 int BucketCode(const Nvfp4DecisionTable::BucketRow& row, uint32_t bits) {
   const int rel = std::min(std::max(static_cast<int>(bits) - int{row.base[0]}, 0), 1023);
   return (int{row.entry[rel / 32]} + rel) / 2048;
+}
+
+int ByteBucketCode(const Nvfp4DecisionTable::BucketRow& row, uint32_t bits) {
+  const int rel = std::min(std::max(static_cast<int>(bits) - int{row.base[0]}, 0), 1023);
+  return (int{row.byte_entry[rel / 32]} + rel % 32) / 32;
 }
 
 TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
@@ -86,15 +92,19 @@ TEST(Nvfp4Bounds, EveryBF16MagnitudeUnderEveryScaleCodeMatchesTheDivision) {
         const uint8_t positive = EncodeE2M1(x / d);
         const uint8_t negative = EncodeE2M1(-x / d);
         const int bucket = table.has_buckets ? BucketCode(table.bucket_row[code], bits) : count;
+        const int byte_bucket =
+            table.has_buckets ? ByteBucketCode(table.bucket_row[code], bits) : count;
         // Magnitude from the bounds (and from the buckets); the sign bit set exactly for
         // negative nonzero x.
         const bool ok = positive == count && (negative & 7) == count &&
-                        (negative >> 3) == (bits != 0 ? 1 : 0) && bucket == count;
+                        (negative >> 3) == (bits != 0 ? 1 : 0) && bucket == count &&
+                        byte_bucket == count;
         if (!ok) {
           ++failures;
           ADD_FAILURE() << "g " << g << " code " << code << " |x| bits 0x" << std::hex << bits
                         << std::dec << ": bounds give " << count << ", buckets " << bucket
-                        << ", x / d gives " << int{positive} << " and " << int{negative};
+                        << " and " << byte_bucket << ", x / d gives " << int{positive}
+                        << " and " << int{negative};
         }
       }
       for (int k = 0; k < Nvfp4DecisionTable::kBounds; ++k) {
