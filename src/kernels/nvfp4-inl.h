@@ -538,7 +538,13 @@ inline Nvfp4BF16Path BF16PathFor(const Nvfp4KernelParams& p) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   if (p.bf16_table == nullptr) return Nvfp4BF16Path::kDivision;
 #if HWY_TARGET <= HWY_AVX3
-  if (p.bf16_table->has_buckets) return Nvfp4BF16Path::kBoundsBuckets;
+  if (p.bf16_table->has_buckets) {
+    const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+    const bool in_window = p.bf16_scale_codes != nullptr &&
+                           p.bf16_scale_codes->within_bucket_window &&
+                           num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates;
+    return in_window ? Nvfp4BF16Path::kBoundsBucketsInWindow : Nvfp4BF16Path::kBoundsBuckets;
+  }
 #endif
   return Nvfp4BF16Path::kBoundsSearch;
 #else
@@ -555,6 +561,8 @@ inline void QuantizeNvfp4BlocksBF16(const uint16_t* in, size_t num_blocks,
 #if HWY_TARGET <= HWY_AVX3
     case Nvfp4BF16Path::kBoundsBuckets:
       return QuantizeNvfp4BlocksBF16Rows<true>(in, num_blocks, p, codes, scales, chosen);
+    case Nvfp4BF16Path::kBoundsBucketsInWindow:
+      return QuantizeNvfp4BlocksBF16Rows<true, false>(in, num_blocks, p, codes, scales, chosen);
 #endif
     case Nvfp4BF16Path::kBoundsSearch:
       return QuantizeNvfp4BlocksBF16Rows<false>(in, num_blocks, p, codes, scales, chosen);

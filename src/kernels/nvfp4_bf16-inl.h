@@ -175,11 +175,14 @@ HWY_INLINE hn::Vec256<int16_t> MagnitudeCodes(hn::Vec256<int16_t> abs_bits,
 // with zeroed odd bytes (vpermb, AVX-512 VBMI: one uop) of the byte entries, which takes one more
 // And (a uop on any vector port). Kernel alone (512 KiB, one core, median of 6): max 11.54 ->
 // 12.70 GB/s, four_over_six 4.11 -> 4.28 with vpermb.
+// Without kClamp, |x| must lie within 1023 patterns of the row's base (the whole tensor's blocks
+// do where Nvfp4ScaleCodeTable::within_bucket_window): one Min less.
+template <bool kClamp>
 HWY_INLINE hn::Vec256<int16_t> BucketCodes(hn::Vec256<int16_t> abs_bits,
                                            const Nvfp4DecisionTable::BucketRow& row) {
   const hn::Full256<uint16_t> du16;
-  const auto rel = hn::Min(hn::SaturatedSub(hn::BitCast(du16, abs_bits), hn::Load(du16, row.base)),
-                           hn::Set(du16, 1023));
+  const auto above_base = hn::SaturatedSub(hn::BitCast(du16, abs_bits), hn::Load(du16, row.base));
+  const auto rel = kClamp ? hn::Min(above_base, hn::Set(du16, 1023)) : above_base;
 #if HWY_TARGET <= HWY_AVX3_DL
   const hn::Full256<uint8_t> d8;
   const hn::Vec256<uint16_t> entry{_mm256_maskz_permutexvar_epi8(
@@ -208,11 +211,11 @@ HWY_INLINE const RowType<kBuckets>& RowAt(const Nvfp4DecisionTable& table, uint3
                                                      offset);
 }
 
-template <bool kBuckets>
+template <bool kBuckets, bool kClamp>
 HWY_INLINE hn::Vec256<int16_t> CodesAt(hn::Vec256<int16_t> abs_bits,
                                        const Nvfp4DecisionTable& table, uint32_t offset) {
 #if HWY_TARGET <= HWY_AVX3
-  if constexpr (kBuckets) return BucketCodes(abs_bits, RowAt<true>(table, offset));
+  if constexpr (kBuckets) return BucketCodes<kClamp>(abs_bits, RowAt<true>(table, offset));
 #else
   static_assert(!kBuckets, "the bucket form needs AVX-512 (vpermi2w or vpermb)");
 #endif
@@ -385,7 +388,7 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
 
 // One group of 16 whole blocks: codes 128 bytes, scales 16, chosen 16 (or nullptr).
 // kCandidates: the candidate count when fixed at compile time (1: max, 2: four_over_six), or 0.
-template <size_t kCandidates, bool kBuckets>
+template <size_t kCandidates, bool kBuckets, bool kClamp>
 HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelParams& p,
                               size_t num_candidates, const GroupPlan& plan,
                               uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales,
@@ -401,7 +404,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
       hn::Vec256<int16_t> c[4];
       for (size_t i = 0; i < 4; ++i) {
         const auto x = LoadBlock(in + (j0 + i) * 16);
-        c[i] = WithSign(CodesAt<kBuckets>(hn::Load(d, plan.abs_bits[j0 + i]), table,
+        c[i] = WithSign(CodesAt<kBuckets, kClamp>(hn::Load(d, plan.abs_bits[j0 + i]), table,
                                           plan.row_offset[0][j0 + i]),
                         x);
       }
@@ -442,7 +445,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
         hn::Vec256<float> e2_even[2], e2_odd[2];
         for (size_t t = 0; t < 2; ++t) {
           const size_t j = 8 * h + i + t;
-          const auto magnitude = CodesAt<kBuckets>(hn::Load(d, abs_bits[j]), table, row_offset[j]);
+          const auto magnitude = CodesAt<kBuckets, kClamp>(hn::Load(d, abs_bits[j]), table, row_offset[j]);
           const uint32_t slot =
               kCandidates == 2 ? static_cast<uint32_t>(k) : ((best_slot >> j) & 1u) ^ 1u;
           hn::Store(magnitude, d, slots[slot][j]);
@@ -482,7 +485,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
 }
 
 // All blocks at `in`: whole groups, then the last partial group (QuantizePartialGroup).
-template <size_t kCandidates, bool kBuckets>
+template <size_t kCandidates, bool kBuckets, bool kClamp>
 void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nvfp4KernelParams& p,
                     size_t num_candidates, uint8_t* HWY_RESTRICT codes,
                     uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
@@ -502,7 +505,7 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
       PlanGroup<kBuckets>(in + (g + 1) * kGroup * 16, p, num_candidates, &plans[(g + 1) & 1]);
     }
     const size_t b0 = g * kGroup;
-    QuantizeGroup<kCandidates, kBuckets>(in + b0 * 16, p, num_candidates, plans[g & 1],
+    QuantizeGroup<kCandidates, kBuckets, kClamp>(in + b0 * 16, p, num_candidates, plans[g & 1],
                                          codes + b0 * 8, scales + b0,
                                          chosen != nullptr ? chosen + b0 : nullptr);
   }
@@ -513,7 +516,7 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
                        [&](const uint16_t* group_in, uint8_t* group_codes, uint8_t* group_scales,
                            uint8_t* group_chosen) {
                          PlanGroup<kBuckets>(group_in, p, num_candidates, &plans[0]);
-                         QuantizeGroup<kCandidates, kBuckets>(group_in, p, num_candidates, plans[0],
+                         QuantizeGroup<kCandidates, kBuckets, kClamp>(group_in, p, num_candidates, plans[0],
                                                               group_codes, group_scales,
                                                               group_chosen);
                        });
@@ -522,21 +525,24 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
 }  // namespace bf16_bounds
 
 // The division-free kernels on a BF16 table's rows: the bucket form where kBuckets (AVX-512
-// targets with Nvfp4DecisionTable::has_buckets), else the binary search. nvfp4-inl.h's
-// BF16PathFor picks one.
-template <bool kBuckets>
+// targets with Nvfp4DecisionTable::has_buckets), else the binary search; the bucket form without
+// its clamp where !kClamp (one or two candidates whose scale-code table proves every block within
+// the window). nvfp4-inl.h's BF16PathFor picks one.
+template <bool kBuckets, bool kClamp = true>
 void QuantizeNvfp4BlocksBF16Rows(const uint16_t* HWY_RESTRICT in, size_t num_blocks,
                                  const Nvfp4KernelParams& p, uint8_t* HWY_RESTRICT codes,
                                  uint8_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT chosen) {
+  static_assert(kBuckets || kClamp, "the binary search has no clamp");
   const size_t num_candidates = p.dynamic_scales ? 1 : p.candidates.size();
+  using bf16_bounds::QuantizeBlocks;
   switch (num_candidates) {
     case 1:
-      return bf16_bounds::QuantizeBlocks<1, kBuckets>(in, num_blocks, p, 1, codes, scales, chosen);
+      return QuantizeBlocks<1, kBuckets, kClamp>(in, num_blocks, p, 1, codes, scales, chosen);
     case 2:
-      return bf16_bounds::QuantizeBlocks<2, kBuckets>(in, num_blocks, p, 2, codes, scales, chosen);
-    default:
-      return bf16_bounds::QuantizeBlocks<0, kBuckets>(in, num_blocks, p, num_candidates, codes,
-                                                      scales, chosen);
+      return QuantizeBlocks<2, kBuckets, kClamp>(in, num_blocks, p, 2, codes, scales, chosen);
+    default:  // more candidates than a scale-code table holds: never without the clamp
+      return QuantizeBlocks<0, kBuckets, true>(in, num_blocks, p, num_candidates, codes, scales,
+                                               chosen);
   }
 }
 

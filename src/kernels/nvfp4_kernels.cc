@@ -9,6 +9,8 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "src/kernels/nvfp4-inl.h"
+#include "src/kernels/nvfp4_bounds.h"
+#include "src/kernels/nvfp4_scale_codes.h"
 
 #if HWY_ONCE
 namespace qf {
@@ -38,6 +40,19 @@ Nvfp4BF16Path Nvfp4BF16PathFor(const Nvfp4KernelParams& params) {
 void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
                           Nvfp4ScaleCodeTable* table) {
   HWY_DYNAMIC_DISPATCH(BuildNvfp4ScaleCodes)(params, std::min<uint16_t>(max_bits, 0x7F7F), table);
+  const Nvfp4DecisionTable* rows = params.bf16_table;
+  const size_t num_candidates = params.dynamic_scales ? 1 : params.candidates.size();
+  bool within = rows != nullptr && rows->has_buckets &&
+                num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates;
+  for (size_t k = 0; within && k < num_candidates; ++k) {
+    for (uint32_t a = 0; a <= table->max_bits; ++a) {
+      if (a > rows->bucket_row[table->code[k][a]].base[0] + 1023u) {
+        within = false;
+        break;
+      }
+    }
+  }
+  table->within_bucket_window = within;
 }
 
 }  // namespace qf

@@ -54,13 +54,15 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
 // Which kernels QuantizeNvfp4BlocksBF16 runs for `params` on this CPU (the run-time dispatch's
 // choice; for tests and diagnostics): the division kernels (no bf16_table, or a target below
 // AVX2), the decision bounds by binary search (AVX2, or a table without the bucket form), or by
-// bucket (AVX-512 with Nvfp4DecisionTable::has_buckets).
-enum class Nvfp4BF16Path { kDivision, kBoundsSearch, kBoundsBuckets };
+// bucket (AVX-512 with Nvfp4DecisionTable::has_buckets), without the bucket window's clamp where
+// the scale-code table proves it idle (Nvfp4ScaleCodeTable::within_bucket_window).
+enum class Nvfp4BF16Path { kDivision, kBoundsSearch, kBoundsBuckets, kBoundsBucketsInWindow };
 Nvfp4BF16Path Nvfp4BF16PathFor(const Nvfp4KernelParams& params);
 
 // Fills table->code[k][a] for a in [0, max_bits] and every candidate k of `params` (one for
 // dynamic scales; at most Nvfp4ScaleCodeTable::kMaxCandidates), and sets table->max_bits.
-// max_bits above 0x7F7F (the largest finite BF16 magnitude) counts as 0x7F7F.
+// max_bits above 0x7F7F (the largest finite BF16 magnitude) counts as 0x7F7F. With
+// params.bf16_table set (and its bucket form), also sets table->within_bucket_window.
 void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
                           Nvfp4ScaleCodeTable* table);
 

@@ -22,6 +22,11 @@ struct Nvfp4ScaleCodeTable {
   // read the 3 bytes past an entry and discard them: max_bits <= 0x7F7F keeps those inside.
   alignas(64) uint8_t code[kMaxCandidates][kEntries] = {};
   uint16_t max_bits = 0;
+  // Every a <= max_bits lies within 1023 BF16 patterns of the bucket base of each candidate's row
+  // code[k][a] in the decision table it was built with (nvfp4_bounds.h BucketRow), so that no
+  // |x| of a block, at most its amax, needs the bucket form's clamp. False without that table.
+  // Holds unless a candidate maps block amaxes far above E2M1's 6 (a multiplier below ~0.15).
+  bool within_bucket_window = false;
 };
 
 }  // namespace qf

@@ -289,11 +289,12 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     bool dynamic;
     float norm;
     const std::vector<float>* candidates;
-  } kRules[] = {{true, 448.0f, &one},
-                {false, 448.0f, &one},
-                {false, 256.0f, &four_over_six},
-                {false, 448.0f, &mse},
-                {false, 448.0f, &tiny}};
+    bool within_window;  // the scale-code table's proof that the bucket clamp is idle
+  } kRules[] = {{true, 448.0f, &one, true},
+                {false, 448.0f, &one, true},
+                {false, 256.0f, &four_over_six, true},
+                {false, 448.0f, &mse, false},  // more candidates than the table holds
+                {false, 448.0f, &tiny, false}};
   for (const auto& rule : kRules) {
     Nvfp4KernelParams params;
     params.dynamic_scales = rule.dynamic;
@@ -307,13 +308,16 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     // Scale codes up to the data's amax; where a rule has more candidates than the table holds,
     // the kernels compute the scales instead, which the last variant also checks.
     auto scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
+    params.bf16_table = &table;
     BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(Bits(amax) >> 16), scale_codes.get());
     ASSERT_TRUE(table.has_buckets);
+    EXPECT_EQ(scale_codes->within_bucket_window, rule.within_window);
     auto search_table = std::make_unique<Nvfp4DecisionTable>(table);
     search_table->has_buckets = false;
     const bool search = rule.candidates->size() > 1;
     // 0: division kernels; 1: bounds (on AVX-512 targets their bucket form); 2: the same and the
-    // scale-code table; 3: bounds by binary search (every target) and the scale-code table.
+    // scale-code table (on AVX-512, without the clamp where within_window); 3: bounds by binary
+    // search (every target) and the scale-code table.
     constexpr int kVariants = 4;
     std::vector<uint8_t> codes[kVariants], scales[kVariants], chosen[kVariants];
     for (int variant = 0; variant < kVariants; ++variant) {
@@ -335,8 +339,9 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
 }
 
 // Each target takes the kernels it is meant to: the bucket form on AVX-512 (a slower path there
-// would still give the same bytes, so only this pins it), the binary search on AVX2 and on
-// AVX-512 for a table without buckets, the division kernels below AVX2 and without a table.
+// would still give the same bytes, so only this pins it; without its clamp where the scale-code
+// table allows), the binary search on AVX2 and on AVX-512 for a table without buckets, the
+// division kernels below AVX2 and without a table.
 TEST_P(Nvfp4Bf16Test, DispatchTakesTheExpectedPath) {
   Nvfp4KernelParams params;
   params.global_scale = 3.7e-5f;
@@ -352,6 +357,21 @@ TEST_P(Nvfp4Bf16Test, DispatchTakesTheExpectedPath) {
 #endif
   EXPECT_EQ(Nvfp4BF16PathFor(params), Nvfp4BF16Path::kDivision);
   params.bf16_table = table.get();
+  EXPECT_EQ(Nvfp4BF16PathFor(params),
+            avx512 ? Nvfp4BF16Path::kBoundsBuckets
+                   : (avx2 ? Nvfp4BF16Path::kBoundsSearch : Nvfp4BF16Path::kDivision))
+      << hwy::TargetName(target);
+  // A scale-code table that proves the clamp idle: the bucket form without it, on AVX-512.
+  auto scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
+  const float amax = 2688.0f * params.global_scale;  // the tensor's amax for g (dynamic scales)
+  BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(Bits(amax) >> 16), scale_codes.get());
+  ASSERT_TRUE(scale_codes->within_bucket_window);
+  params.bf16_scale_codes = scale_codes.get();
+  EXPECT_EQ(Nvfp4BF16PathFor(params),
+            avx512 ? Nvfp4BF16Path::kBoundsBucketsInWindow
+                   : (avx2 ? Nvfp4BF16Path::kBoundsSearch : Nvfp4BF16Path::kDivision))
+      << hwy::TargetName(target);
+  scale_codes->within_bucket_window = false;
   EXPECT_EQ(Nvfp4BF16PathFor(params),
             avx512 ? Nvfp4BF16Path::kBoundsBuckets
                    : (avx2 ? Nvfp4BF16Path::kBoundsSearch : Nvfp4BF16Path::kDivision))
