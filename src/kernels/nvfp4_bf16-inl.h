@@ -405,7 +405,7 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
       for (size_t i = 0; i < 4; ++i) {
         const auto x = LoadBlock(in + (j0 + i) * 16);
         c[i] = WithSign(CodesAt<kBuckets, kClamp>(hn::Load(d, plan.abs_bits[j0 + i]), table,
-                                          plan.row_offset[0][j0 + i]),
+                                                  plan.row_offset[0][j0 + i]),
                         x);
       }
       StoreCodes4(c, codes + j0 * 8);
@@ -445,7 +445,8 @@ HWY_INLINE void QuantizeGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4Kernel
         hn::Vec256<float> e2_even[2], e2_odd[2];
         for (size_t t = 0; t < 2; ++t) {
           const size_t j = 8 * h + i + t;
-          const auto magnitude = CodesAt<kBuckets, kClamp>(hn::Load(d, abs_bits[j]), table, row_offset[j]);
+          const auto magnitude =
+              CodesAt<kBuckets, kClamp>(hn::Load(d, abs_bits[j]), table, row_offset[j]);
           const uint32_t slot =
               kCandidates == 2 ? static_cast<uint32_t>(k) : ((best_slot >> j) & 1u) ^ 1u;
           hn::Store(magnitude, d, slots[slot][j]);
@@ -506,8 +507,8 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
     }
     const size_t b0 = g * kGroup;
     QuantizeGroup<kCandidates, kBuckets, kClamp>(in + b0 * 16, p, num_candidates, plans[g & 1],
-                                         codes + b0 * 8, scales + b0,
-                                         chosen != nullptr ? chosen + b0 : nullptr);
+                                                 codes + b0 * 8, scales + b0,
+                                                 chosen != nullptr ? chosen + b0 : nullptr);
   }
   const size_t b0 = num_groups * kGroup;
   if (b0 == num_blocks) return;
@@ -516,9 +517,9 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
                        [&](const uint16_t* group_in, uint8_t* group_codes, uint8_t* group_scales,
                            uint8_t* group_chosen) {
                          PlanGroup<kBuckets>(group_in, p, num_candidates, &plans[0]);
-                         QuantizeGroup<kCandidates, kBuckets, kClamp>(group_in, p, num_candidates, plans[0],
-                                                              group_codes, group_scales,
-                                                              group_chosen);
+                         QuantizeGroup<kCandidates, kBuckets, kClamp>(
+                             group_in, p, num_candidates, plans[0], group_codes, group_scales,
+                             group_chosen);
                        });
 }
 
