@@ -182,8 +182,8 @@ TEST_P(Nvfp4TargetTest, MisalignedInputEqualsReference) {
 // F32 inputs; for BF16 (8-bit significands, whose squares near 1.5 would add exactly) values
 // |d| < 2^-11 that both round to 0, whose squares sit near half an ulp of the partial sums.
 // Random layouts are searched for ones where the tree order and a left-to-right sum, or a tree
-// that adds e[i] + e[i + 8] first (the order before 2026-11-24), choose differently (thousands of
-// the 20,000 tried).
+// that adds e[i] + e[i + 8] first (the order before commit b334d44), choose differently
+// (thousands of the 20,000 tried).
 struct OrderSensitive {
   std::vector<float> blocks;
   float global_amax;
