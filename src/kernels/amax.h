@@ -1,6 +1,6 @@
 // Vectorized tensor scans used by every quantizer: max |x| with a non-finite flag, and widening
 // of BF16 / F16 to F32. Plain C++ API over spans; the Highway bodies are in amax-inl.h and
-// dispatch at run time to the best target (AVX3, AVX2, SSE4, ..., SCALAR).
+// dispatch at run time to the best target (AVX3_DL, AVX3, AVX2, SSE4, ..., SCALAR).
 //
 // Max |x| is computed on the bit patterns: for IEEE-like formats, |x| ordered as a float equals
 // (bits & abs_mask) ordered as an unsigned integer, and NaN / Inf are exactly the patterns at or

@@ -203,10 +203,15 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
   // With them and at most two candidates (max, four_over_six, short mse sweeps), the
   // block-scale codes by block amax up to the tensor's own amax (exact in BF16: it is one of
   // the elements).
-  Nvfp4DecisionTable bf16_table;
+  // Both tables live on the heap (64 KiB and up to 64 KiB): callers may be pool threads.
+  std::unique_ptr<Nvfp4DecisionTable> bf16_table;
   std::unique_ptr<Nvfp4ScaleCodeTable> bf16_scale_codes;
-  if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0 && bf16_table.Build(g)) {
-    params.bf16_table = &bf16_table;
+  if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0) {
+    bf16_table = std::make_unique<Nvfp4DecisionTable>();
+    if (!bf16_table->Build(g)) bf16_table.reset();
+  }
+  if (bf16_table != nullptr) {
+    params.bf16_table = bf16_table.get();
     if (candidates.size() <= Nvfp4ScaleCodeTable::kMaxCandidates) {
       bf16_scale_codes = std::make_unique<Nvfp4ScaleCodeTable>();
       BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(std::bit_cast<uint32_t>(own_amax) >> 16),

@@ -12,6 +12,7 @@
 #include "quantforge/error.h"
 #include "quantforge/formats.h"
 #include "tests/calib/calib_test_util.h"
+#include "tests/quant/nvfp4_order_sensitive.h"
 
 namespace qf {
 namespace {
@@ -149,6 +150,29 @@ TEST(LocalHessianTest, IdentityHessianEqualsMse) {
       }
     }
   }
+}
+
+// The calibration layer sums the block loss in its own copy of QuantizeNvfp4's fixed order
+// (nvfp4_block.cc TreeSum): on blocks whose choice between M = 6 and M = 4 flips under another
+// order, the identity Hessian gives QuantizeNvfp4's four_over_six bytes.
+TEST(LocalHessianTest, IdentityHessianFollowsTheLossOrder) {
+  const nvfp4_test::OrderSensitive set = nvfp4_test::OrderSensitiveBlocks(false);
+  const int64_t rows = static_cast<int64_t>(set.blocks.size() / 16);
+  ASSERT_GE(rows, 20) << "too few order-sensitive blocks";
+  Nvfp4Options four_over_six;
+  four_over_six.algorithm = BlockScaleAlgorithm::kFourOverSix;
+  four_over_six.global_amax = set.global_amax;
+  Nvfp4Options two_candidates;  // the same candidates as an mse sweep, which the search takes
+  two_candidates.algorithm = BlockScaleAlgorithm::kMse;
+  two_candidates.four_over_six_normalization = true;
+  two_candidates.global_amax = set.global_amax;
+  two_candidates.mse = MseSweep{1.0f, 1.5f, 0.5f, false};
+  const Nvfp4Tensor expected = QuantizeNvfp4(MakeView(set.blocks, {rows, 16}), four_over_six);
+  const Nvfp4Tensor lh =
+      LocalHessianNvfp4(set.blocks, rows, 16, IdentityBlocks(16), two_candidates);
+  EXPECT_TRUE(SameBytes(expected.codes, lh.codes));
+  EXPECT_TRUE(SameBytes(expected.block_scales, lh.block_scales));
+  EXPECT_TRUE(SameBytes(expected.chosen_candidate, lh.chosen_candidate));
 }
 
 TEST(LocalHessianTest, GlobalAmaxOverrideAndThreadCount) {

@@ -1,6 +1,7 @@
 // Test helpers shared by tensor_ops_test, mx_test and fp8_test: seeded random tensors of the
 // shapes that break kernels (heavy tails, outliers, zero blocks, subnormals, -0) and a Highway
-// target fixture so each kernel test runs once per compiled target (AVX3, AVX2, SSE4, ..., SCALAR).
+// target fixture so each kernel test runs once per compiled target (AVX3_DL, AVX3, AVX2, ...,
+// SCALAR).
 #pragma once
 
 #include <gtest/gtest.h>

@@ -142,6 +142,17 @@ TEST(Nvfp4Bounds, RefusesGlobalScalesOutsideTheExactRegime) {
   EXPECT_FALSE(table.Build(0.0f));
 }
 
+// qf_kernels compiles the AVX3_DL target (its vpermb bucket lookup) through the PUBLIC definition
+// HWY_WANT_AVX3_DL, which this file receives too: without it that path would silently go
+// untested and unused, since AVX3 gives the same bytes.
+TEST(Nvfp4Bf16Targets, Avx3DlIsCompiled) {
+#if HWY_ARCH_X86
+  EXPECT_NE(HWY_TARGETS & HWY_AVX3_DL, 0) << "qf_kernels must define HWY_WANT_AVX3_DL";
+#else
+  GTEST_SKIP() << "AVX3_DL is an x86 target";
+#endif
+}
+
 using Nvfp4Bf16Test = hwy::TestWithParamTarget;
 HWY_TARGET_INSTANTIATE_TEST_SUITE_P(Nvfp4Bf16Test);
 
@@ -285,16 +296,23 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   // patterns past its row's base, beyond the bucket form's 1024, so its clamp is exercised (alone:
   // as one of several candidates it would lose, and its codes would not reach the output).
   const std::vector<float> tiny = {0.025f};
+  // The window proof's boundary: with these data's amax and 448, the block amax farthest above
+  // its row's base lies exactly 1024 patterns above it under a multiplier of 0.1524 (outside:
+  // the clamp is needed) and 1023 under 0.1531 (inside). A block made of that amax is added.
+  const std::vector<float> just_outside = {0.1524f}, just_inside = {0.1531f};
   const struct {
     bool dynamic;
     float norm;
     const std::vector<float>* candidates;
     bool within_window;  // the scale-code table's proof that the bucket clamp is idle
-  } kRules[] = {{true, 448.0f, &one, true},
-                {false, 448.0f, &one, true},
-                {false, 256.0f, &four_over_six, true},
-                {false, 448.0f, &mse, false},  // more candidates than the table holds
-                {false, 448.0f, &tiny, false}};
+    int farthest;        // the largest a - base over block amaxes a (0: not checked)
+  } kRules[] = {{true, 448.0f, &one, true, 0},
+                {false, 448.0f, &one, true, 0},
+                {false, 256.0f, &four_over_six, true, 0},
+                {false, 448.0f, &mse, false, 0},  // more candidates than the table holds
+                {false, 448.0f, &tiny, false, 0},
+                {false, 448.0f, &just_outside, false, 1024},
+                {false, 448.0f, &just_inside, true, 1023}};
   for (const auto& rule : kRules) {
     Nvfp4KernelParams params;
     params.dynamic_scales = rule.dynamic;
@@ -311,7 +329,23 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
     params.bf16_table = &table;
     BuildNvfp4ScaleCodes(params, static_cast<uint16_t>(Bits(amax) >> 16), scale_codes.get());
     ASSERT_TRUE(table.has_buckets);
-    EXPECT_EQ(scale_codes->within_bucket_window, rule.within_window);
+    EXPECT_EQ(scale_codes->within_bucket_window, rule.within_window)
+        << "candidate " << (*rule.candidates)[0];
+    std::vector<uint16_t> data = bf16;
+    if (rule.farthest != 0) {
+      // Block 1 gets the block amax farthest above its row's base, with both signs.
+      int farthest = 0;
+      uint16_t farthest_bits = 0;
+      for (uint32_t a = 1; a <= scale_codes->max_bits; ++a) {
+        const int distance = static_cast<int>(a) - table.bucket_row[scale_codes->code[0][a]].base[0];
+        if (distance > farthest) {
+          farthest = distance;
+          farthest_bits = static_cast<uint16_t>(a);
+        }
+      }
+      ASSERT_EQ(farthest, rule.farthest) << "candidate " << (*rule.candidates)[0];
+      for (int i = 0; i < 16; ++i) data[16 + i] = farthest_bits | (i % 2 == 0 ? 0 : 0x8000);
+    }
     auto search_table = std::make_unique<Nvfp4DecisionTable>(table);
     search_table->has_buckets = false;
     const bool search = rule.candidates->size() > 1;
@@ -326,7 +360,7 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
       codes[variant].assign(num_blocks * 8, 0xAA);
       scales[variant].assign(num_blocks, 0xAA);
       chosen[variant].assign(search ? num_blocks : 0, 0xAA);
-      QuantizeNvfp4BlocksBF16(bf16, params, codes[variant], scales[variant], chosen[variant]);
+      QuantizeNvfp4BlocksBF16(data, params, codes[variant], scales[variant], chosen[variant]);
     }
     const std::string what = "candidates " + std::to_string(rule.candidates->size()) + " norm " +
                              std::to_string(rule.norm);
