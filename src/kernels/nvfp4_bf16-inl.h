@@ -361,15 +361,17 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
   GroupAmaxLanes(in, plan->abs_bits, half);
   const Nvfp4ScaleCodeTable* table = p.bf16_scale_codes;
   if (table != nullptr && num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates) {
-    // A 32-bit gather at byte offsets (vpgatherdd, scale 1), low bytes kept: amaxes are at most
-    // max_bits <= 0x7F7F, so the 3 bytes past an entry stay inside the table.
+    // One 32-bit gather at byte offsets 2a (vpgatherdd, scale 2) fetches both candidates' codes
+    // (bytes 0 and 1; amaxes are at most max_bits <= 0x7F7F, so the bytes past an entry stay
+    // inside the table).
     for (size_t h = 0; h < 2; ++h) {
       const auto bits = hn::And(half[h], hn::Set(du, 0xFFFFu));
-      for (size_t k = 0; k < num_candidates; ++k) {
-        const hn::Vec256<uint32_t> entries{
-            _mm256_i32gather_epi32(reinterpret_cast<const int*>(table->code[k]), bits.raw, 1)};
-        hn::Store(ToBlockOrder8(hn::And(entries, hn::Set(du, 0xFFu))), du,
-                  plan->scales[k].code + 8 * h);
+      const auto entries = ToBlockOrder8(hn::Vec256<uint32_t>{
+          _mm256_i32gather_epi32(reinterpret_cast<const int*>(table->code), bits.raw, 2)});
+      hn::Store(hn::And(entries, hn::Set(du, 0xFFu)), du, plan->scales[0].code + 8 * h);
+      if (num_candidates == 2) {
+        hn::Store(hn::And(hn::ShiftRight<8>(entries), hn::Set(du, 0xFFu)), du,
+                  plan->scales[1].code + 8 * h);
       }
     }
     for (size_t k = 0; k < num_candidates; ++k) {
@@ -494,6 +496,7 @@ void QuantizeBlocks(const uint16_t* HWY_RESTRICT in, size_t num_blocks, const Nv
   // hardware prefetcher alone left it waiting (1 GiB, 2 threads: 144 -> 124 ms per call; 2, 6
   // and 16 groups ahead measured, 6 the best).
   constexpr size_t kPrefetchGroups = 6;
+  if (kCandidates != 0) num_candidates = kCandidates;  // a constant for the inlined plans
   const size_t num_groups = num_blocks / kGroup;
   GroupPlan plans[2];
   if (num_groups > 0) PlanGroup<kBuckets>(in, p, num_candidates, &plans[0]);

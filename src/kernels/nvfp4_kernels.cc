@@ -46,7 +46,7 @@ void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& params, uint16_t max_bits,
                 num_candidates <= Nvfp4ScaleCodeTable::kMaxCandidates;
   for (size_t k = 0; within && k < num_candidates; ++k) {
     for (uint32_t a = 0; a <= table->max_bits; ++a) {
-      if (a > rows->bucket_row[table->code[k][a]].base[0] + 1023u) {
+      if (a > rows->bucket_row[table->code[a][k]].base[0] + 1023u) {
         within = false;
         break;
       }

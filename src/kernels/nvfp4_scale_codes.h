@@ -17,13 +17,14 @@ namespace qf {
 struct Nvfp4ScaleCodeTable {
   static constexpr size_t kMaxCandidates = 2;  // max, or four_over_six's two
   static constexpr size_t kEntries = 0x8000;   // BF16 magnitude bit patterns
-  // code[k][a]: the E4M3 scale code candidate k gives a block whose max |x| has the BF16 bits a,
-  // for a <= max_bits (the tensor's amax: no block exceeds it). The kernels' 32-bit gathers also
-  // read the 3 bytes past an entry and discard them: max_bits <= 0x7F7F keeps those inside.
-  alignas(64) uint8_t code[kMaxCandidates][kEntries] = {};
+  // code[a][k]: the E4M3 scale code candidate k gives a block whose max |x| has the BF16 bits a,
+  // for a <= max_bits (the tensor's amax: no block exceeds it). Both candidates' codes of an
+  // amax side by side, so that one 32-bit gather at byte offset 2a fetches them together (and
+  // the next entry's two bytes, discarded: max_bits <= 0x7F7F keeps those inside).
+  alignas(64) uint8_t code[kEntries][kMaxCandidates] = {};
   uint16_t max_bits = 0;
   // Every a <= max_bits lies within 1023 BF16 patterns of the bucket base of each candidate's row
-  // code[k][a] in the decision table it was built with (nvfp4_bounds.h BucketRow), so that no
+  // code[a][k] in the decision table it was built with (nvfp4_bounds.h BucketRow), so that no
   // |x| of a block, at most its amax, needs the bucket form's clamp. False without that table.
   // Holds unless a candidate maps block amaxes far above E2M1's 6 (a multiplier below ~0.15).
   bool within_bucket_window = false;

@@ -100,7 +100,7 @@ inline void BuildNvfp4ScaleCodes(const Nvfp4KernelParams& p, uint16_t max_bits,
     for (size_t k = 0; k < num_candidates && k < Nvfp4ScaleCodeTable::kMaxCandidates; ++k) {
       ComputeGroupScales(df, amax, p, p.dynamic_scales ? 1.0f : p.candidates[k], &group);
       for (size_t j = 0; j < kNvfp4Group; ++j) {
-        table->code[k][a0 + j] = static_cast<uint8_t>(group.code[j]);
+        table->code[a0 + j][k] = static_cast<uint8_t>(group.code[j]);
       }
     }
   }

@@ -170,7 +170,7 @@ TEST_P(Nvfp4Bf16Test, ScaleCodeTableMatchesTheReferenceScale) {
     BuildNvfp4ScaleCodes(params, 0x7F7F, table.get());
     EXPECT_EQ(table->max_bits, 0x7F7F);
     for (uint32_t a = 0; a <= 0x7F7F; ++a) {
-      ASSERT_EQ(table->code[0][a],
+      ASSERT_EQ(table->code[a][0],
                 ReferenceDynamicBlockScale(DecodeBF16(static_cast<uint16_t>(a)), 6.0f * g))
           << "g " << g << " amax bits 0x" << std::hex << a;
     }
@@ -190,7 +190,7 @@ TEST_P(Nvfp4Bf16Test, ScaleCodeTableMatchesTheReferenceScale) {
         for (size_t k = 0; k < candidates->size(); ++k) {
           for (uint32_t a = 0; a <= max_bits; ++a) {
             const float block_amax = DecodeBF16(static_cast<uint16_t>(a));
-            ASSERT_EQ(table->code[k][a],
+            ASSERT_EQ(table->code[a][k],
                       ReferenceStaticBlockScale(block_amax * (*candidates)[k], norm, amax / 6.0f))
                 << "amax " << amax << " norm " << norm << " candidate " << k << " amax bits 0x"
                 << std::hex << a;
@@ -337,7 +337,7 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
       int farthest = 0;
       uint16_t farthest_bits = 0;
       for (uint32_t a = 1; a <= scale_codes->max_bits; ++a) {
-        const int distance = static_cast<int>(a) - table.bucket_row[scale_codes->code[0][a]].base[0];
+        const int distance = static_cast<int>(a) - table.bucket_row[scale_codes->code[a][0]].base[0];
         if (distance > farthest) {
           farthest = distance;
           farthest_bits = static_cast<uint16_t>(a);
