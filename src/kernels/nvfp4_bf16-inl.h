@@ -23,7 +23,9 @@
 // Measured (bench/RESULTS.md), kernel alone on a 512 KiB L2-resident input, one core: max 4.9 ->
 // 8.8 GB/s of BF16, four_over_six 2.0 -> 2.8 with the bounds; 9.9 and 3.3 with the scale-code
 // table, Select's ternlog and the unrolled candidate loops; 12.2 and 3.8 with the buckets, the
-// gathered scale codes, the row offsets and the plan's |x| bits.
+// gathered scale codes, the row offsets and the plan's |x| bits; 14.3 and 4.75 with the loss
+// order, vpermb (AVX3_DL) and no clamp where proven; four_over_six +1.5% with one gather for
+// both candidates' scale codes.
 //
 // Highway 1.0.3 has no in-lane two-source shuffle of 32-bit lanes (shufps) nor a two-source
 // saturating 16 -> 8 bit pack (packuswb), its TableLookupLanes wants indices below 8 where vpermps

@@ -33,6 +33,8 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
                                                 scales.data(), chosen.empty() ? nullptr : chosen.data());
 }
 
+int64_t Nvfp4KernelTargets() { return HWY_TARGETS; }
+
 Nvfp4BF16Path Nvfp4BF16PathFor(const Nvfp4KernelParams& params) {
   return HWY_DYNAMIC_DISPATCH(BF16PathFor)(params);
 }

@@ -59,6 +59,10 @@ void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelPara
 enum class Nvfp4BF16Path { kDivision, kBoundsSearch, kBoundsBuckets, kBoundsBucketsInWindow };
 Nvfp4BF16Path Nvfp4BF16PathFor(const Nvfp4KernelParams& params);
 
+// The Highway targets compiled into these kernels (HWY_TARGETS of this library, e.g. to check
+// that AVX3_DL, whose vpermb path gives AVX3's bytes, is among them).
+int64_t Nvfp4KernelTargets();
+
 // Fills table->code[a][k] for a in [0, max_bits] and every candidate k of `params` (one for
 // dynamic scales; at most Nvfp4ScaleCodeTable::kMaxCandidates), and sets table->max_bits.
 // max_bits above 0x7F7F (the largest finite BF16 magnitude) counts as 0x7F7F. With

@@ -203,7 +203,7 @@ void QuantizeNvfp4Into(const TensorView& tensor, const Nvfp4Options& options,
   // With them and at most two candidates (max, four_over_six, short mse sweeps), the
   // block-scale codes by block amax up to the tensor's own amax (exact in BF16: it is one of
   // the elements).
-  // Both tables live on the heap (64 KiB and up to 64 KiB): callers may be pool threads.
+  // Both tables live on the heap (64 KiB each): callers may be pool threads.
   std::unique_ptr<Nvfp4DecisionTable> bf16_table;
   std::unique_ptr<Nvfp4ScaleCodeTable> bf16_scale_codes;
   if (tensor.dtype == DType::kBF16 && cols % kNvfp4BlockSize == 0) {

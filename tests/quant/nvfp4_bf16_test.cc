@@ -143,11 +143,12 @@ TEST(Nvfp4Bounds, RefusesGlobalScalesOutsideTheExactRegime) {
 }
 
 // qf_kernels compiles the AVX3_DL target (its vpermb bucket lookup) through the PUBLIC definition
-// HWY_WANT_AVX3_DL, which this file receives too: without it that path would silently go
-// untested and unused, since AVX3 gives the same bytes.
+// HWY_WANT_AVX3_DL, which this file receives too, so that its target tests run there: without it
+// that path would silently go untested and unused, since AVX3 gives the same bytes.
 TEST(Nvfp4Bf16Targets, Avx3DlIsCompiled) {
 #if HWY_ARCH_X86
-  EXPECT_NE(HWY_TARGETS & HWY_AVX3_DL, 0) << "qf_kernels must define HWY_WANT_AVX3_DL";
+  EXPECT_NE(Nvfp4KernelTargets() & HWY_AVX3_DL, 0) << "qf_kernels must define HWY_WANT_AVX3_DL";
+  EXPECT_NE(HWY_TARGETS & HWY_AVX3_DL, 0) << "the definition must reach the tests (PUBLIC)";
 #else
   GTEST_SKIP() << "AVX3_DL is an x86 target";
 #endif
@@ -283,7 +284,8 @@ TEST_P(Nvfp4Bf16Test, TensorsAroundTheRegimeEdgesEqualReference) {
 
 // The kernels with and without the decision table, in its bucket form or by binary search, give
 // the same bytes (on targets without the division-free path all calls run the division kernels),
-// for max, static max, four_over_six, the 39-candidate mse sweep and a tiny static scale.
+// for max, static max, four_over_six, the 39-candidate mse sweep, a tiny static scale and the two
+// static scales on either side of the window proof's boundary.
 TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
   const size_t num_blocks = 16 * 37 + 5;  // whole groups and a partial one
   const auto bf16 = WeightsWithAmax(num_blocks * 16, 2.5f, 99);
