@@ -22,15 +22,17 @@ HWY_EXPORT(BF16PathFor);
 void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& params,
                             std::span<uint8_t> codes, std::span<uint8_t> scales,
                             std::span<uint8_t> chosen) {
+  uint8_t* chosen_out = chosen.empty() ? nullptr : chosen.data();
   HWY_DYNAMIC_DISPATCH(QuantizeNvfp4BlocksF32)(in.data(), in.size() / 16, params, codes.data(),
-                                               scales.data(), chosen.empty() ? nullptr : chosen.data());
+                                               scales.data(), chosen_out);
 }
 
 void QuantizeNvfp4BlocksBF16(std::span<const uint16_t> in, const Nvfp4KernelParams& params,
                              std::span<uint8_t> codes, std::span<uint8_t> scales,
                              std::span<uint8_t> chosen) {
+  uint8_t* chosen_out = chosen.empty() ? nullptr : chosen.data();
   HWY_DYNAMIC_DISPATCH(QuantizeNvfp4BlocksBF16)(in.data(), in.size() / 16, params, codes.data(),
-                                                scales.data(), chosen.empty() ? nullptr : chosen.data());
+                                                scales.data(), chosen_out);
 }
 
 int64_t Nvfp4KernelTargets() { return HWY_TARGETS; }

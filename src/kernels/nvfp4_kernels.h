@@ -42,8 +42,8 @@ struct Nvfp4KernelParams {
 
 // `in` holds num_blocks * 16 values (rows already zero-padded to whole blocks). Outputs:
 // codes num_blocks * 8 bytes (element 2k in the low nibble of byte k), scales num_blocks bytes,
-// chosen num_blocks bytes (index of the chosen candidate; may be empty when candidates.size() <= 1).
-// Inputs must be finite (checked by the caller); the kernels never throw.
+// chosen num_blocks bytes (index of the chosen candidate; may be empty with at most one
+// candidate). Inputs must be finite (checked by the caller); the kernels never throw.
 void QuantizeNvfp4BlocksF32(std::span<const float> in, const Nvfp4KernelParams& params,
                             std::span<uint8_t> codes, std::span<uint8_t> scales,
                             std::span<uint8_t> chosen);

@@ -4,9 +4,9 @@
 // alone (nvfp4_kernels.h: s = a / six_g, or the static formula per candidate, then the zero
 // rule, the clamp and E4M3 rounding), and the max |x| of a BF16 block is one of at most 32,768
 // BF16 magnitudes. So per tensor one byte per BF16 magnitude pattern and candidate, up to the
-// tensor's own amax, replaces the float32 divisions and the rounding of every block (BuildNvfp4ScaleCodes,
-// nvfp4_kernels.h). Exact by construction: the entries come from the same vectorized formulas
-// (ComputeGroupScales) that the division kernels run per block.
+// tensor's own amax, replaces the float32 divisions and the rounding of every block
+// (BuildNvfp4ScaleCodes, nvfp4_kernels.h). Exact by construction: the entries come from the same
+// vectorized formulas (ComputeGroupScales) that the division kernels run per block.
 #pragma once
 
 #include <cstddef>

@@ -71,8 +71,8 @@ std::vector<double> BlockLosses(const float* w, const float* h, float global_ama
   for (const float amax : candidate_amax) {
     float ps = amax / 6.0f;
     if (ps == 0.0f) ps = 1.0f;
-    const float s = DecodeE4M3(
-        EncodeE4M3(std::fmin(std::fmax((ps * 448.0f) / (global_amax / 6.0f), 0.001953125f), 448.0f)));
+    const float s = DecodeE4M3(EncodeE4M3(
+        std::fmin(std::fmax((ps * 448.0f) / (global_amax / 6.0f), 0.001953125f), 448.0f)));
     double dw[16];
     for (int i = 0; i < 16; ++i) {
       dw[i] = static_cast<double>(w[i]) - (DecodeE2M1(EncodeE2M1(w[i] / (s * g))) * s) * g;
@@ -110,7 +110,8 @@ TEST(LocalHessianTest, MatchesBruteForceSearch) {
         } else {  // amax * m for m = 0.25, 0.35, ..., 4.0 (39 multipliers)
           for (const float m : MseMultipliers({})) candidates.push_back(amax * m);
         }
-        const std::vector<double> losses = BlockLosses(block, h.Block(b).data(), global_amax, candidates);
+        const std::vector<double> losses =
+            BlockLosses(block, h.Block(b).data(), global_amax, candidates);
         size_t best = 0;
         for (size_t k = 1; k < losses.size(); ++k) best = losses[k] < losses[best] ? k : best;
         const size_t index = static_cast<size_t>(r * (cols / 16) + b);

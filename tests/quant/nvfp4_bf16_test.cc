@@ -339,7 +339,8 @@ TEST_P(Nvfp4Bf16Test, BoundsKernelsEqualDivisionKernels) {
       int farthest = 0;
       uint16_t farthest_bits = 0;
       for (uint32_t a = 1; a <= scale_codes->max_bits; ++a) {
-        const int distance = static_cast<int>(a) - table.bucket_row[scale_codes->code[a][0]].base[0];
+        const int distance =
+            static_cast<int>(a) - table.bucket_row[scale_codes->code[a][0]].base[0];
         if (distance > farthest) {
           farthest = distance;
           farthest_bits = static_cast<uint16_t>(a);

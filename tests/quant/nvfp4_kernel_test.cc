@@ -1,8 +1,8 @@
 // QuantizeNvfp4 against the scalar reference, byte for byte, on every Highway target compiled
-// into qf_kernels (AVX3_DL, AVX3, AVX2, SSE4, SSSE3, SCALAR on this machine): seeded tensors of every kind
-// in nvfp4_test_util.h, F32 / BF16 / F16 inputs, odd shapes (blocks not a multiple of the 16-block
-// group, last dimensions not a multiple of 16), every algorithm, hand-made rounding ties, and 1
-// versus 3 threads.
+// into qf_kernels (AVX3_DL, AVX3, AVX2, SSE4, SSSE3, SCALAR on this machine): seeded tensors of
+// every kind in nvfp4_test_util.h, F32 / BF16 / F16 inputs, odd shapes (blocks not a multiple of
+// the 16-block group, last dimensions not a multiple of 16), every algorithm, hand-made rounding
+// ties, and 1 versus 3 threads.
 #include <gtest/gtest.h>
 
 #include <algorithm>
