@@ -366,9 +366,9 @@ HWY_INLINE void PlanGroup(const uint16_t* HWY_RESTRICT in, const Nvfp4KernelPara
     // One 32-bit gather at byte offsets 2a (vpgatherdd, scale 2) fetches both candidates' codes
     // (bytes 0 and 1; amaxes are at most max_bits <= 0x7F7F, so the bytes past an entry stay
     // inside the table).
-    static_assert(Nvfp4ScaleCodeTable::kMaxCandidates == 2 &&
-                      sizeof(Nvfp4ScaleCodeTable::code[0]) == 2,
-                  "one gather at stride 2 holds both candidates' codes");
+    static_assert(
+        Nvfp4ScaleCodeTable::kMaxCandidates == 2 && sizeof(Nvfp4ScaleCodeTable::code[0]) == 2,
+        "one gather at stride 2 holds both candidates' codes");
     for (size_t h = 0; h < 2; ++h) {
       const auto bits = hn::And(half[h], hn::Set(du, 0xFFFFu));
       const auto entries = ToBlockOrder8(hn::Vec256<uint32_t>{
